@@ -1,0 +1,47 @@
+# Everything a fresh clone needs: `make train` and `make test` create .venv,
+# install the package with its dependencies, and run. A second run reinstalls
+# nothing unless pyproject.toml changed.
+#
+#   make train                         # the built-in demo (see README)
+#   make train ARGS="model=paper data.resize_size=256"
+#   make test                          # the whole suite
+#   make test PYTEST_ARGS="-k lrn -x"
+#   make install TF=cuda               # TensorFlow's CUDA build, on GPU machines
+
+PYTHON ?= python3
+VENV ?= .venv
+TF ?= cpu
+ARGS ?=
+PYTEST_ARGS ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(TF)
+
+.PHONY: install train test lint format clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "alexnet_dist needs Python >= 3.11; set PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(TF),dev]"
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+train: install
+	$(BIN)/alexnet-train $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) runs outputs .pytest_cache .ruff_cache

@@ -1,0 +1,173 @@
+"""The typed schema behind conf/: one dataclass per config group, plus cross-field checks.
+
+The schema is registered in Hydra's ConfigStore as `base_config`, and
+conf/config.yaml lists it first in its defaults, so every YAML file and every
+command-line override is merged into these dataclasses: an unknown key or a
+value of the wrong type fails before any work, naming the key. `validate` then
+checks what types cannot (positive sizes, known choices, sizes that fit).
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+
+from alexnet_dist.data import stats
+
+log = logging.getLogger(__name__)
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key."""
+
+
+@dataclass
+class ModelConfig:
+    variant: str = "paper"  # "paper" (2012, two towers) or "owt" (2014, one tower)
+    image_size: int = 227  # network input side; the training crop size
+    width: float = 1.0  # multiplier on every layer's filters and units
+    dropout: float = 0.5
+    # Two devices to place tower a and tower b on (model parallelism), e.g.
+    # ["/gpu:0", "/gpu:1"]; null keeps the whole model on the replica's device.
+    tower_devices: list[str] | None = None
+    # "paper": N(0, 0.01) and the paper's unit biases (inputs in 0-255 pixel units);
+    # "he": He normal and zero biases (inputs scaled to unit variance, data.std ~58).
+    init: str = "paper"
+
+
+@dataclass
+class ShapesConfig:
+    """The built-in rendered dataset (alexnet_dist/data/shapes.py)."""
+
+    image_size: int = 112
+    train_per_class: int = 600
+    val_per_class: int = 100
+
+
+@dataclass
+class DataConfig:
+    source: str = "shapes"  # "shapes": the built-in dataset; "tfrecord": converted records
+    dir: str | None = None  # converted records (source=tfrecord)
+    cache_dir: str = "~/.cache/alexnet_dist"  # where the built-in dataset is generated once
+    shapes: ShapesConfig = field(default_factory=ShapesConfig)
+    train_split: str = "train"
+    val_split: str = "val"
+    global_batch_size: int = 128  # over all replicas; split evenly between them
+    eval_batch_size: int = 256  # global, for validation
+    resize_size: int = 256  # shorter side before cropping model.image_size
+    shuffle_buffer: int = 10_000
+    mean: list[float] = field(default_factory=lambda: list(stats.IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(stats.PIXEL_STD))
+    deterministic: bool = True  # fixed element order (needed for exact resume)
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.01  # at base_batch_size; scaled linearly with the global batch
+    base_batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 5e-4  # on weights, not biases, as in the paper's update rule
+    decay_every_epochs: int = 30  # step schedule: lr *= decay_factor every this many epochs
+    decay_factor: float = 0.1
+
+
+@dataclass
+class TrainerConfig:
+    epochs: int = 90
+    max_steps: int | None = None  # stop after this many steps in all (null: epochs decide)
+    log_every_steps: int = 100
+    checkpoint_every_steps: int = 1000
+    keep_checkpoints: int = 3
+    seed: int = 0
+    deterministic_ops: bool = False  # tf.config.experimental.enable_op_determinism
+
+
+@dataclass
+class DistributeConfig:
+    backend: str = "single"
+
+
+@dataclass
+class Config:
+    name: str = "alexnet"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    distribute: DistributeConfig = field(default_factory=DistributeConfig)
+
+
+VARIANTS = ("paper", "owt")
+INITS = ("paper", "he")
+SOURCES = ("shapes", "tfrecord")
+
+
+def register() -> None:
+    """Registers the schema with Hydra; conf/config.yaml's defaults start with `base_config`."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+def _positive(cfg: Config, *keys: str) -> None:
+    for key in keys:
+        value = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value is not None and not value > 0:
+            raise ConfigError(f"{key} must be positive, got {value!r}")
+
+
+def validate(cfg: Config) -> Config:
+    """Checks what types cannot; raises ConfigError naming the offending key."""
+    _positive(
+        cfg,
+        "model.image_size",
+        "model.width",
+        "data.global_batch_size",
+        "data.eval_batch_size",
+        "data.resize_size",
+        "data.shuffle_buffer",
+        "data.shapes.image_size",
+        "data.shapes.train_per_class",
+        "data.shapes.val_per_class",
+        "optim.lr",
+        "optim.base_batch_size",
+        "optim.decay_every_epochs",
+        "trainer.epochs",
+        "trainer.max_steps",
+        "trainer.log_every_steps",
+        "trainer.checkpoint_every_steps",
+        "trainer.keep_checkpoints",
+    )
+    if cfg.model.variant not in VARIANTS:
+        raise ConfigError(f"model.variant must be one of {VARIANTS}, got {cfg.model.variant!r}")
+    if cfg.model.init not in INITS:
+        raise ConfigError(f"model.init must be one of {INITS}, got {cfg.model.init!r}")
+    if not 0 <= cfg.model.dropout < 1:
+        raise ConfigError(f"model.dropout must be in [0, 1), got {cfg.model.dropout!r}")
+    if cfg.data.source not in SOURCES:
+        raise ConfigError(f"data.source must be one of {SOURCES}, got {cfg.data.source!r}")
+    if cfg.data.source == "tfrecord" and not cfg.data.dir:
+        raise ConfigError("data.dir must name the converted records when data.source=tfrecord")
+    if cfg.model.image_size > cfg.data.resize_size:
+        raise ConfigError(
+            f"model.image_size={cfg.model.image_size} is larger than "
+            f"data.resize_size={cfg.data.resize_size}: crops are taken from the resized image"
+        )
+    if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3:
+        raise ConfigError("data.mean and data.std must have one value per RGB channel")
+    if any(s <= 0 for s in cfg.data.std):
+        raise ConfigError(f"data.std must be positive, got {cfg.data.std}")
+    pixel_scale = max(cfg.data.std) < 10
+    if (cfg.model.init == "paper") != pixel_scale:
+        log.warning(
+            "model.init=%s with data.std=%s: the paper's init expects 0-255 pixel inputs "
+            "(std 1), He init unit-variance inputs (std ~58); training may stall",
+            cfg.model.init, list(cfg.data.std),
+        )  # fmt: skip
+    if not 0 <= cfg.optim.momentum < 1:
+        raise ConfigError(f"optim.momentum must be in [0, 1), got {cfg.optim.momentum!r}")
+    if cfg.optim.weight_decay < 0:
+        raise ConfigError(f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay!r}")
+    if not 0 < cfg.optim.decay_factor <= 1:
+        raise ConfigError(f"optim.decay_factor must be in (0, 1], got {cfg.optim.decay_factor!r}")
+    return cfg

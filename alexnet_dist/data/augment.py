@@ -1,0 +1,53 @@
+"""Image preprocessing as pure functions of (image, seed): the same seed gives the same crop.
+
+Stateless random ops keep the training input a function of (seed, epoch, position
+in the epoch), which is what lets a resumed run see exactly the batches an
+uninterrupted run would have seen.
+"""
+
+import tensorflow as tf
+
+from alexnet_dist.data.stats import IMAGENET_MEAN, PIXEL_STD
+
+
+def resize_shorter_side(image: tf.Tensor, size: int) -> tf.Tensor:
+    """Resizes so that the shorter side is `size`, keeping the aspect ratio (no-op if it is)."""
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    shorter = tf.minimum(height, width)
+
+    def resize():
+        scale = tf.cast(size, tf.float32) / tf.cast(shorter, tf.float32)
+        new_h = tf.maximum(size, tf.cast(tf.round(tf.cast(height, tf.float32) * scale), tf.int32))
+        new_w = tf.maximum(size, tf.cast(tf.round(tf.cast(width, tf.float32) * scale), tf.int32))
+        resized = tf.image.resize(image, [new_h, new_w], method="bilinear", antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), image.dtype)
+
+    return tf.cond(tf.equal(shorter, size), lambda: image, resize)
+
+
+def random_crop_and_flip(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """The paper's training augmentation: a random crop_size square and a random mirror.
+
+    Args:
+        image: (height, width, 3) image with both sides >= crop_size.
+        crop_size: side of the square crop.
+        seed: int shape-[2] tensor; the crop and the flip are functions of it.
+    """
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    image = tf.image.stateless_random_crop(image, [crop_size, crop_size, 3], seed=crop_seed)
+    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+
+
+def center_crop(image: tf.Tensor, crop_size: int) -> tf.Tensor:
+    """The central crop_size square (evaluation)."""
+    shape = tf.shape(image)
+    top = (shape[0] - crop_size) // 2
+    left = (shape[1] - crop_size) // 2
+    return tf.image.crop_to_bounding_box(image, top, left, crop_size, crop_size)
+
+
+def normalize(image: tf.Tensor, mean=IMAGENET_MEAN, std=PIXEL_STD) -> tf.Tensor:
+    """uint8 pixels -> float32 (pixel - mean) / std, with mean and std in 0-255 pixel units."""
+    image = tf.cast(image, tf.float32)
+    return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)

@@ -1,0 +1,120 @@
+"""The tf.data reader: shards -> decoded, augmented, normalised batches.
+
+Order of operations (as in TF Model Garden's input reader): list the shards,
+shard them by worker, interleave, shuffle, decode + augment in parallel, batch
+(dropping the remainder in training so every step has the same shape), prefetch.
+
+A training epoch's input is a function of (seed, epoch): the shard order and the
+shuffle are seeded, and each image's crop and flip are drawn from a seed made of
+the epoch seed and the image's position in the epoch. `skip_batches` drops the
+first batches before they are decoded, so a run resumed mid-epoch continues with
+exactly the batches it would have seen.
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+
+from alexnet_dist.data import augment, schema, stats
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSpec:
+    """How to read one split of a converted dataset."""
+
+    data_dir: str
+    split: str
+    batch_size: int  # per worker
+    crop_size: int
+    resize_size: int
+    training: bool
+    seed: int = 0
+    shuffle_buffer: int = 10_000
+    mean: tuple[float, ...] = stats.IMAGENET_MEAN
+    std: tuple[float, ...] = stats.PIXEL_STD
+    deterministic: bool = True
+
+
+def list_shards(data_dir: str, split: str) -> list[str]:
+    """The sorted shard paths of `split` in `data_dir`; an error naming the folder if none."""
+    if not os.path.isdir(data_dir):
+        raise FileNotFoundError(f"data directory {data_dir} does not exist")
+    files = sorted(tf.io.gfile.glob(os.path.join(data_dir, schema.shard_pattern(split))))
+    if not files:
+        raise FileNotFoundError(
+            f"no {split!r} shards ({schema.shard_pattern(split)}) in data directory {data_dir}"
+        )
+    return files
+
+
+def _decode(features: dict[str, tf.Tensor]) -> tf.Tensor:
+    return tf.io.decode_jpeg(features["image/encoded"], channels=3)
+
+
+def make_dataset(
+    spec: InputSpec,
+    epoch: int = 0,
+    skip_batches: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Builds the dataset of one epoch of `spec.split`.
+
+    Args:
+        spec: what to read and how.
+        epoch: training epoch; seeds the shard order, the shuffle and the augmentation.
+        skip_batches: training batches of this epoch to skip (already trained on).
+        input_context: the worker's place in a multi-worker job; each worker reads
+            a disjoint subset of the shards.
+
+    Returns:
+        A dataset of (images float32 [batch, crop, crop, 3], labels int32 [batch]).
+    """
+    if spec.crop_size > spec.resize_size:
+        raise ValueError(
+            f"crop size {spec.crop_size} is larger than the resize size {spec.resize_size}"
+        )
+    files = list_shards(spec.data_dir, spec.split)
+    if input_context and input_context.num_input_pipelines > 1:
+        if len(files) < input_context.num_input_pipelines:
+            raise ValueError(
+                f"{len(files)} {spec.split!r} shards in {spec.data_dir} cannot be split over "
+                f"{input_context.num_input_pipelines} workers; convert with more shards"
+            )
+        files = files[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+
+    epoch_seed = spec.seed * 1_000_003 + epoch
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if spec.training:
+        ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)
+    ds = ds.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(len(files), 16),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=spec.deterministic,
+    )
+    if spec.training:
+        ds = ds.shuffle(spec.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+        ds = ds.enumerate().skip(skip_batches * spec.batch_size)
+
+        def preprocess(index, serialized):
+            features = schema.parse(serialized)
+            image = augment.resize_shorter_side(_decode(features), spec.resize_size)
+            seed = tf.stack([tf.constant(epoch_seed, tf.int64), index])
+            image = augment.random_crop_and_flip(image, spec.crop_size, seed)
+            return augment.normalize(image, spec.mean, spec.std), _label(features)
+    else:
+
+        def preprocess(serialized):
+            features = schema.parse(serialized)
+            image = augment.resize_shorter_side(_decode(features), spec.resize_size)
+            image = augment.center_crop(image, spec.crop_size)
+            return augment.normalize(image, spec.mean, spec.std), _label(features)
+
+    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=spec.deterministic)
+    ds = ds.batch(spec.batch_size, drop_remainder=spec.training)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _label(features):
+    return tf.cast(features["image/class/label"], tf.int32)

@@ -1,0 +1,65 @@
+"""The one interface the training loop uses for every distribution backend.
+
+A backend answers: how many replicas and workers there are and which one this
+process is; in which scope variables are created; how a per-worker dataset is
+made; how a per-replica step is run; how its results are summed over replicas.
+The loop calls only these, so it has no backend branches.
+"""
+
+import abc
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+
+from alexnet_dist.config import ConfigError
+
+
+class Runtime(abc.ABC):
+    """A distribution backend as seen by the training loop."""
+
+    @property
+    @abc.abstractmethod
+    def num_replicas(self) -> int:
+        """Replicas over all workers; the global batch is split evenly between them."""
+
+    @property
+    @abc.abstractmethod
+    def num_workers(self) -> int:
+        """Processes, each with its own input pipeline."""
+
+    @property
+    @abc.abstractmethod
+    def worker_index(self) -> int:
+        """This process's index in [0, num_workers)."""
+
+    @property
+    def is_chief(self) -> bool:
+        """Only the chief writes checkpoints, summaries and console progress."""
+        return self.worker_index == 0
+
+    @abc.abstractmethod
+    def scope(self):
+        """Context in which the model and the optimizer are created."""
+
+    @abc.abstractmethod
+    def distribute_dataset(
+        self, dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset]
+    ) -> Any:
+        """Calls dataset_fn per worker with its InputContext; returns an iterable of batches."""
+
+    @abc.abstractmethod
+    def run(self, fn: Callable, args: tuple) -> Any:
+        """Runs fn(*args) once per local replica, each on its replica's part of the batch."""
+
+    @abc.abstractmethod
+    def reduce_sum(self, per_replica: Any) -> Any:
+        """Sums a nest of per-replica values over all replicas of all workers."""
+
+    def per_replica_batch(self, global_batch: int, key: str) -> int:
+        """The per-replica share of a global batch; an error naming `key` if it does not divide."""
+        if global_batch % self.num_replicas:
+            raise ConfigError(
+                f"{key}={global_batch} does not divide evenly over {self.num_replicas} replicas"
+            )
+        return global_batch // self.num_replicas

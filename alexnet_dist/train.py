@@ -1,0 +1,63 @@
+"""`alexnet-train`: the Hydra entry point. Config in, run directory out; the work is in training/.
+
+alexnet-train                                   # the built-in demo (see README)
+alexnet-train model=paper data.resize_size=256  # the full-size 2012 network
+alexnet-train data=tfrecord data.dir=/data/imagenet-records
+"""
+
+import logging
+import os
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from alexnet_dist import config
+
+log = logging.getLogger("alexnet_dist")
+
+config.register()
+# TensorFlow's C++ info lines drown the progress lines; warnings still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+# conf/ sits beside the package in the source tree (installs are editable, see Makefile).
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+
+
+def run(cfg: DictConfig, run_dir: str) -> dict:
+    """Validates the composed config and trains; returns what `training.loop.train` returns."""
+    schema_cfg: config.Config = OmegaConf.to_object(cfg)
+    try:
+        config.validate(schema_cfg)
+    except config.ConfigError as e:
+        raise SystemExit(f"alexnet-train: config error: {e}") from None
+    # Import after validation: a config error should not wait for TensorFlow to load.
+    from alexnet_dist.data.converter import ConversionError
+    from alexnet_dist.training.loop import train
+
+    logging.getLogger("absl").setLevel(logging.WARNING)
+    log.info("run directory %s\n%s", run_dir, OmegaConf.to_yaml(cfg))
+    try:
+        return train(schema_cfg, run_dir)
+    except (config.ConfigError, ConversionError, FileNotFoundError) as e:
+        raise SystemExit(f"alexnet-train: error: {e}") from None
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def main(cfg: DictConfig) -> None:
+    result = run(cfg, HydraConfig.get().runtime.output_dir)
+    val = result["val"]
+    print(
+        f"\nfinished at step {result['step']}: "
+        f"validation top-1 {val.get('top1', float('nan')):.4f}, "
+        f"top-5 {val.get('top5', float('nan')):.4f}\n"
+        f"run directory  {result['run_dir']}\n"
+        f"checkpoints    {', '.join(result['checkpoints']) or '(none written by this process)'}\n"
+        f"tensorboard    {result['tensorboard']}\n"
+        f"view with      tensorboard --logdir {result['tensorboard']}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()

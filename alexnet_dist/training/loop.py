@@ -1,0 +1,168 @@
+"""The outer training loop: data, model and optimizer, steps, evaluation, checkpoints, summaries."""
+
+import logging
+
+import keras
+import tensorflow as tf
+
+from alexnet_dist.config import Config, ConfigError
+from alexnet_dist.data import schema, sources
+from alexnet_dist.data.pipeline import InputSpec, make_dataset
+from alexnet_dist.distribute import Runtime, create_runtime
+from alexnet_dist.models import build_alexnet
+from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
+from alexnet_dist.training.optimizer import build_optimizer
+from alexnet_dist.training.step import make_eval_step, make_train_step
+from alexnet_dist.training.summaries import Meter, Summaries
+
+log = logging.getLogger(__name__)
+
+
+def _input_spec(cfg: Config, data_dir: str, training: bool, batch_size: int) -> InputSpec:
+    return InputSpec(
+        data_dir=data_dir,
+        split=cfg.data.train_split if training else cfg.data.val_split,
+        batch_size=batch_size,
+        crop_size=cfg.model.image_size,
+        resize_size=cfg.data.resize_size,
+        training=training,
+        seed=cfg.trainer.seed,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        mean=tuple(cfg.data.mean),
+        std=tuple(cfg.data.std),
+        deterministic=cfg.data.deterministic,
+    )
+
+
+def _datasets(runtime: Runtime, spec_fn, **kwargs):
+    """A distributed dataset; each worker builds its own with its per-replica batch."""
+
+    def dataset_fn(ctx: tf.distribute.InputContext):
+        return make_dataset(spec_fn(ctx), input_context=ctx, **kwargs)
+
+    return runtime.distribute_dataset(dataset_fn)
+
+
+def evaluate(cfg: Config, runtime: Runtime, eval_step, data_dir: str) -> dict[str, float]:
+    """Loss, top-1 and top-5 over the whole validation split, each image counted once."""
+    batch = runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
+    meter = Meter()
+    for images_labels in _datasets(runtime, lambda ctx: _input_spec(cfg, data_dir, False, batch)):
+        meter.add(eval_step(images_labels))
+    return meter.result()
+
+
+def train(cfg: Config, run_dir: str) -> dict:
+    """Trains AlexNet as `cfg` says, resuming from the newest checkpoint in `run_dir`.
+
+    Returns:
+        {"step", "epoch", "val": {loss, top1, top5}, "run_dir", "checkpoints", "tensorboard"}.
+    """
+    if cfg.trainer.deterministic_ops:
+        tf.config.experimental.enable_op_determinism()
+    keras.utils.set_random_seed(cfg.trainer.seed)
+    runtime = create_runtime(cfg.distribute.backend)
+    global_batch = cfg.data.global_batch_size
+    replica_batch = runtime.per_replica_batch(global_batch, "data.global_batch_size")
+    runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
+
+    data_dir = sources.records_dir(cfg.data)
+    labels = schema.read_labels(data_dir)
+    num_train = schema.read_split_info(data_dir, cfg.data.train_split)["num_examples"]
+    steps_per_epoch = num_train // global_batch
+    if steps_per_epoch < 1:
+        raise ConfigError(
+            f"data.global_batch_size={global_batch} is larger than the "
+            f"{num_train} training images in {data_dir}"
+        )
+    total_steps = steps_per_epoch * cfg.trainer.epochs
+    if cfg.trainer.max_steps:
+        total_steps = min(total_steps, cfg.trainer.max_steps)
+
+    with runtime.scope():
+        model = build_alexnet(
+            cfg.model.variant,
+            num_classes=len(labels),
+            image_size=cfg.model.image_size,
+            width=cfg.model.width,
+            dropout=cfg.model.dropout,
+            tower_devices=cfg.model.tower_devices,
+            init=cfg.model.init,
+        )
+        optimizer = build_optimizer(cfg.optim, global_batch, steps_per_epoch, cfg.trainer.epochs)
+        checkpointer = Checkpointer(
+            checkpoint_dir(run_dir),
+            model,
+            optimizer,
+            cfg.trainer.keep_checkpoints,
+            runtime.is_chief,
+        )
+    checkpointer.restore_latest()
+    train_step = make_train_step(model, optimizer, runtime, global_batch, cfg.optim.weight_decay)
+    eval_step = make_eval_step(model, runtime)
+    summaries = Summaries(run_dir, write=runtime.is_chief)
+
+    log.info(
+        "AlexNet %s: %s parameters, %d classes, input %dx%d; %d training images, "
+        "global batch %d (%d per replica x %d replicas), %d steps per epoch, %d steps in all",
+        cfg.model.variant, f"{model.count_params():,}", len(labels), cfg.model.image_size,
+        cfg.model.image_size, num_train, global_batch, replica_batch, runtime.num_replicas,
+        steps_per_epoch, total_steps,
+    )  # fmt: skip
+
+    step = checkpointer.step
+    val: dict[str, float] = {}
+    val_step = -1
+    while step < total_steps:
+        epoch = step // steps_per_epoch
+        epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
+        meter = Meter()
+        batches = _datasets(
+            runtime,
+            lambda ctx: _input_spec(cfg, data_dir, True, replica_batch),
+            epoch=epoch,
+            skip_batches=step - epoch * steps_per_epoch,
+        )
+        for batch in batches:
+            meter.add(train_step(batch))
+            step += 1
+            if step % cfg.trainer.log_every_steps == 0 or step == epoch_end:
+                _report(summaries, meter, optimizer, epoch, step, total_steps, cfg.trainer.epochs)
+            if step % cfg.trainer.checkpoint_every_steps == 0:
+                checkpointer.save(step // steps_per_epoch)
+            if step >= epoch_end:
+                break
+        if step % steps_per_epoch == 0 or step == total_steps:
+            val, val_step = evaluate(cfg, runtime, eval_step, data_dir), step
+            summaries.scalars("val", step, val)
+            log.info(
+                "epoch %d/%d validation: loss %.4f  top-1 %.4f  top-5 %.4f",
+                epoch + 1, cfg.trainer.epochs, val["loss"], val["top1"], val["top5"],
+            )  # fmt: skip
+    if val_step != step:  # resumed at the end: still report where the model stands
+        val = evaluate(cfg, runtime, eval_step, data_dir)
+    checkpointer.save(step // steps_per_epoch)
+    summaries.close()
+    return {
+        "step": step,
+        "epoch": step // steps_per_epoch,
+        "val": val,
+        "run_dir": run_dir,
+        "checkpoints": checkpointer.saved,
+        "tensorboard": summaries.logdir,
+    }
+
+
+def _report(summaries, meter, optimizer, epoch, step, total_steps, epochs):
+    values = meter.result()
+    values["lr"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    summaries.scalars("train", step, values)
+    log.info(
+        "epoch %d/%d step %d/%d  loss %.4f  top-1 %.4f  top-5 %.4f  lr %.4g  %.1f img/s",
+        epoch + 1, epochs, step, total_steps, values["loss"], values["top1"], values["top5"],
+        values["lr"], values["images_per_sec"],
+    )  # fmt: skip
+    meter.reset()
+
+
+__all__ = ["evaluate", "train"]

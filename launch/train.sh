@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One training process in a named run directory: run it again and it resumes.
+#
+#   launch/train.sh RUN_DIR [hydra overrides...]
+#   launch/train.sh runs/my-run debug=tiny
+#
+# Pinning hydra.run.dir is what makes resume and requeue work: Hydra's default
+# directory is a new timestamp per process. Uses the repo's .venv if there is one.
+set -euo pipefail
+if [[ $# -lt 1 || $1 == -* ]]; then
+  echo "usage: $0 RUN_DIR [hydra overrides...]" >&2
+  exit 2
+fi
+run_dir=$1
+shift
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python=${PYTHON:-$repo/.venv/bin/python}
+[[ -x $python ]] || python=python3
+exec "$python" -m alexnet_dist.train "hydra.run.dir=$run_dir" "$@"

@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_dist.data import augment, stats
+from alexnet_dist.data.pipeline import InputSpec, list_shards, make_dataset
+
+
+def spec(records, **kw):
+    base = dict(
+        data_dir=records, split="train", batch_size=8, crop_size=67, resize_size=72,
+        training=True, seed=3, shuffle_buffer=64,
+    )  # fmt: skip
+    return InputSpec(**{**base, **kw})
+
+
+def test_train_batches_have_the_right_shapes_dtypes_and_range(shapes_records):
+    records, _ = shapes_records
+    batches = list(make_dataset(spec(records)))
+    assert len(batches) == 120 // 8  # 10 classes x 12, drop_remainder
+    images, labels = batches[0]
+    assert images.shape == (8, 67, 67, 3) and images.dtype == tf.float32
+    assert labels.shape == (8,) and labels.dtype == tf.int32
+    all_images = np.concatenate([b[0] for b in batches])
+    all_labels = np.concatenate([b[1] for b in batches])
+    # Mean-subtracted 0-255 pixels: the range is [0 - mean, 255 - mean] per channel.
+    mean = np.array(stats.IMAGENET_MEAN)
+    assert np.all(all_images >= -mean - 1e-3) and np.all(all_images <= 255 - mean + 1e-3)
+    assert all_images.std() > 20  # real pictures, not blanks
+    assert sorted(set(all_labels.tolist())) == list(range(10))
+
+
+def test_eval_reads_every_image_once_centre_cropped(shapes_records):
+    records, _ = shapes_records
+    ds = make_dataset(spec(records, split="val", training=False, batch_size=7))
+    sizes = [int(b[1].shape[0]) for b in ds]
+    assert sum(sizes) == 30 and sizes[-1] == 30 % 7  # no dropped remainder
+    labels = np.concatenate([b[1] for b in ds])
+    assert np.bincount(labels).tolist() == [3] * 10
+    # Centre crop is deterministic: two passes give the same pixels.
+    first = np.concatenate([b[0] for b in ds])
+    second = np.concatenate([b[0] for b in ds])
+    np.testing.assert_array_equal(first, second)
+
+
+def test_epoch_is_a_function_of_seed_and_epoch(shapes_records):
+    records, _ = shapes_records
+
+    def epoch(e, seed=3, skip=0):
+        return [b for b in make_dataset(spec(records, seed=seed), epoch=e, skip_batches=skip)]
+
+    a, b = epoch(0), epoch(0)
+    for (xa, ya), (xb, yb) in zip(a, b, strict=True):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)
+    other = epoch(1)
+    assert not all(np.array_equal(x[1], y[1]) for x, y in zip(a, other, strict=True))
+    # Resuming mid-epoch sees exactly the batches that were left.
+    rest = epoch(0, skip=5)
+    assert len(rest) == len(a) - 5
+    for (xa, ya), (xr, yr) in zip(a[5:], rest, strict=True):
+        np.testing.assert_array_equal(xa, xr)
+        np.testing.assert_array_equal(ya, yr)
+
+
+def test_augmentation_crops_and_flips():
+    image = tf.reshape(tf.range(10 * 12 * 3, dtype=tf.int32), (10, 12, 3))
+    crops = {
+        augment.random_crop_and_flip(image, 8, tf.constant([0, i], tf.int64)).numpy().tobytes()
+        for i in range(40)
+    }
+    assert len(crops) > 10  # different positions and mirrors
+    crop = augment.random_crop_and_flip(image, 8, tf.constant([1, 2], tf.int64)).numpy()
+    rows = image.numpy()
+    windows = [rows[top : top + 8, left : left + 8] for top in range(3) for left in range(5)]
+    found = any(np.array_equal(crop, w) or np.array_equal(crop, w[:, ::-1]) for w in windows)
+    assert found
+    centre = augment.center_crop(image, 8).numpy()
+    np.testing.assert_array_equal(centre, rows[1:9, 2:10])
+
+
+def test_resize_shorter_side_keeps_aspect():
+    image = tf.zeros((50, 100, 3), tf.uint8)
+    assert augment.resize_shorter_side(image, 25).shape == (25, 50, 3)
+    assert augment.resize_shorter_side(image, 50) is not None
+    assert tuple(augment.resize_shorter_side(image, 50).shape) == (50, 100, 3)
+
+
+def test_workers_read_disjoint_shards_that_cover_the_split(shapes_records):
+    records, _ = shapes_records
+    files = list_shards(records, "val")
+    assert len(files) == 1
+    ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=0)
+    with pytest.raises(ValueError, match="1 'val' shards.*cannot be split over 2 workers"):
+        make_dataset(spec(records, split="val", training=False), input_context=ctx)
+
+
+def test_missing_split_is_named(shapes_records, tmp_path):
+    records, _ = shapes_records
+    with pytest.raises(FileNotFoundError, match="no 'test' shards"):
+        list_shards(records, "test")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        list_shards(str(tmp_path / "nope"), "train")

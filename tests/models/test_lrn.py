@@ -1,0 +1,52 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from alexnet_dist.models import LocalResponseNormalization
+
+
+def paper_lrn(a, k=2.0, n=5, alpha=1e-4, beta=0.75):
+    """Section 3.3 of the paper, written out with loops over channels."""
+    a = a.astype(np.float64)
+    channels = a.shape[-1]
+    out = np.empty_like(a)
+    for i in range(channels):
+        lo, hi = max(0, i - n // 2), min(channels - 1, i + n // 2)
+        out[..., i] = a[..., i] / (k + alpha * np.sum(a[..., lo : hi + 1] ** 2, axis=-1)) ** beta
+    return out
+
+
+def test_matches_the_papers_formula():
+    rng = np.random.default_rng(0)
+    # ReLU outputs of the size conv1 gives, scaled so the sum of squares matters.
+    a = np.maximum(rng.normal(0, 40, size=(2, 7, 7, 48)), 0).astype(np.float32)
+    got = np.asarray(LocalResponseNormalization()(a))
+    np.testing.assert_allclose(got, paper_lrn(a), rtol=1e-5, atol=1e-6)
+
+
+def test_matches_tensorflows_op_with_the_papers_arguments():
+    a = np.random.default_rng(1).uniform(0, 50, size=(1, 5, 5, 16)).astype(np.float32)
+    want = tf.nn.local_response_normalization(a, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75)
+    np.testing.assert_allclose(LocalResponseNormalization()(a), want, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_computes_in_float32_under_half_precision(dtype):
+    # Squares of 300 overflow float16 (max 65504) if computed in half precision.
+    a = np.full((1, 2, 2, 8), 300.0, np.float32)
+    # As under a mixed-precision policy: the layer's compute dtype is the half type.
+    out = LocalResponseNormalization(dtype=f"mixed_{dtype}")(tf.cast(a, dtype))
+    assert out.dtype == tf.as_dtype(dtype)
+    assert np.all(np.isfinite(np.asarray(tf.cast(out, tf.float32))))
+    np.testing.assert_allclose(tf.cast(out, tf.float32), paper_lrn(a), rtol=1e-2)
+
+
+def test_config_round_trip():
+    layer = LocalResponseNormalization(depth_radius=3, bias=1.0, alpha=2e-5, beta=0.5)
+    clone = LocalResponseNormalization.from_config(layer.get_config())
+    assert (clone.depth_radius, clone.bias, clone.alpha, clone.beta) == (3, 1.0, 2e-5, 0.5)
+
+
+def test_negative_radius_is_refused():
+    with pytest.raises(ValueError, match="depth_radius"):
+        LocalResponseNormalization(depth_radius=-1)

@@ -1,0 +1,113 @@
+"""Training through the real Hydra entry point on the tiny debug config."""
+
+import glob
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from hydra import compose, initialize_config_dir
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from alexnet_dist.train import CONFIG_DIR, run
+from tests.helpers import run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def tiny(cache, *overrides):
+    # debug=tiny renders 72px images, 16 train / 4 val per class: 10 steps of 16 per epoch.
+    return ["debug=tiny", f"data.cache_dir={cache}", *overrides]
+
+
+def train_in_process(run_dir, cache, *overrides):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        cfg = compose(config_name="config", overrides=tiny(cache, *overrides))
+    return run(cfg, str(run_dir))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_entry_point_trains_and_writes_checkpoints_and_tensorboard(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        ["-m", "alexnet_dist.train", *tiny(cache), f"hydra.run.dir={run_dir}"], timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    out = result.stdout
+    assert f"run directory  {run_dir}" in out
+    assert f"tensorboard --logdir {run_dir}/tensorboard" in out
+    assert "finished at step 20" in out
+    assert "img/s" in out  # console progress
+
+    ckpts = sorted(glob.glob(str(run_dir / "checkpoints" / "ckpt-*.index")))
+    assert [os.path.basename(c) for c in ckpts] == [
+        "ckpt-10.index",
+        "ckpt-15.index",
+        "ckpt-20.index",
+    ]
+    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / "ckpt-20"))
+    names = reader.get_variable_to_shape_map()
+    assert "model/conv1_a/_kernel/.ATTRIBUTES/VARIABLE_VALUE" in names
+    assert any("optimizer" in n and "iteration" in n for n in names)
+    assert reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE") == 2
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert (run_dir / "train.log").read_text().count("validation") == 2
+
+    tags = {}
+    for split in ("train", "val"):
+        acc = EventAccumulator(str(run_dir / "tensorboard" / split), size_guidance={"tensors": 0})
+        acc.Reload()
+        tags[split] = set(acc.Tags()["tensors"]) | set(acc.Tags()["scalars"])
+        if split == "val":
+            steps = [e.step for e in acc.Tensors("top1")]
+            assert steps == [10, 20]
+    assert {"loss", "top1", "top5", "lr", "images_per_sec"} <= tags["train"]
+    assert {"loss", "top1", "top5"} <= tags["val"]
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, cache):
+    det = ["trainer.deterministic_ops=true", "trainer.checkpoint_every_steps=100"]
+    # Stopped after 6 steps (mid-epoch), then resumed to 14 (across the epoch end).
+    first = train_in_process(tmp_path / "resumed", cache, "trainer.max_steps=6", *det)
+    assert first["step"] == 6
+    resumed = train_in_process(tmp_path / "resumed", cache, "trainer.max_steps=14", *det)
+    straight = train_in_process(tmp_path / "straight", cache, "trainer.max_steps=14", *det)
+    assert resumed["step"] == straight["step"] == 14
+
+    a = tf.train.load_checkpoint(str(tmp_path / "resumed" / "checkpoints" / "ckpt-14"))
+    b = tf.train.load_checkpoint(str(tmp_path / "straight" / "checkpoints" / "ckpt-14"))
+    names = sorted(a.get_variable_to_shape_map())
+    assert names == sorted(b.get_variable_to_shape_map())
+    assert sum(n.startswith("model/conv") and "kernel" in n for n in names) == 10
+    assert sum(n.startswith("model/fc") and "kernel" in n for n in names) == 5
+    assert sum(n.startswith("rng_states/") for n in names) == 4  # one per dropout layer
+    assert sum(n.startswith("optimizer/_variables/") for n in names) == 30  # momenta
+    for name in names:
+        if name.startswith(("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter")):
+            continue
+        np.testing.assert_allclose(a.get_tensor(name), b.get_tensor(name), rtol=1e-6, err_msg=name)
+    assert resumed["val"]["top1"] == pytest.approx(straight["val"]["top1"])
+
+
+def test_tfrecord_source_reads_converted_records(tmp_path, cache, shapes_records):
+    records, _ = shapes_records
+    result = train_in_process(
+        tmp_path / "run", cache, "data=tfrecord", f"data.dir={records}", "data.resize_size=72",
+        "data.std=[58.4,57.1,57.4]", "trainer.max_steps=3",
+    )  # fmt: skip
+    assert result["step"] == 3
+    assert 0.0 <= result["val"]["top1"] <= 1.0
+
+
+def test_missing_records_directory_is_named(tmp_path):
+    result = run_cli(
+        ["-m", "alexnet_dist.train", "debug=tiny", "data=tfrecord", f"data.dir={tmp_path}/nope",
+         "data.resize_size=72", f"hydra.run.dir={tmp_path}/run"],
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert f"data.dir='{tmp_path}/nope' does not exist" in result.stderr

@@ -20,8 +20,8 @@ config.register()
 # TensorFlow's C++ info lines drown the progress lines; warnings still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
-# conf/ sits beside the package in the source tree (installs are editable, see Makefile).
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+# The repo's conf/, installed as the package alexnet_dist.conf (see pyproject.toml).
+CONFIG_PACKAGE = "pkg://alexnet_dist.conf"
 
 
 def run(cfg: DictConfig, run_dir: str) -> dict:
@@ -43,7 +43,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         raise SystemExit(f"alexnet-train: error: {e}") from None
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=CONFIG_PACKAGE, config_name="config")
 def main(cfg: DictConfig) -> None:
     result = run(cfg, HydraConfig.get().runtime.output_dir)
     val = result["val"]

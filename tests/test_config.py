@@ -1,23 +1,23 @@
 """Every config group composes into the typed schema; bad values fail early, naming the key."""
 
+import importlib.resources
 import itertools
-import os
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from alexnet_dist import config
-from alexnet_dist.train import CONFIG_DIR
 from tests.helpers import run_cli
 
 
 def groups(name):
-    return sorted(f[:-5] for f in os.listdir(os.path.join(CONFIG_DIR, name)) if f.endswith(".yaml"))
+    folder = importlib.resources.files("alexnet_dist.conf") / name
+    return sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith(".yaml"))
 
 
 def compose_cfg(overrides):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_module("alexnet_dist.conf", version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
 
 

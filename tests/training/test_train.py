@@ -6,10 +6,10 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from hydra import compose, initialize_config_dir
+from hydra import compose, initialize_config_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from alexnet_dist.train import CONFIG_DIR, run
+from alexnet_dist.train import run
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
@@ -21,7 +21,7 @@ def tiny(cache, *overrides):
 
 
 def train_in_process(run_dir, cache, *overrides):
-    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+    with initialize_config_module("alexnet_dist.conf", version_base="1.3"):
         cfg = compose(config_name="config", overrides=tiny(cache, *overrides))
     return run(cfg, str(run_dir))
 

@@ -1,0 +1,1 @@
+"""Hydra configs of alexnet-train, installed as the package alexnet_dist.conf."""

@@ -84,7 +84,16 @@ class TrainerConfig:
 
 @dataclass
 class DistributeConfig:
-    backend: str = "single"
+    backend: str = "single"  # single | mirrored | multiworker
+    # mirrored: the devices to mirror the model on, e.g. ["/gpu:0", "/gpu:1"];
+    # null takes every local GPU (or the CPU when there is none).
+    devices: list[str] | None = None
+    # multiworker: where the cluster comes from: "tf_config" (the TF_CONFIG
+    # variable, as launch/multiworker.sh sets it) or "hosts" (the list below).
+    cluster: str = "tf_config"
+    hosts: list[str] | None = None  # cluster=hosts: every worker's "host:port", chief first
+    task_index: int | None = None  # cluster=hosts: this worker's place in `hosts`
+    collective: str = "auto"  # multiworker all-reduce: auto | ring | nccl
 
 
 @dataclass
@@ -98,6 +107,9 @@ class Config:
 
 
 VARIANTS = ("paper", "owt")
+BACKENDS = ("single", "mirrored", "multiworker")
+CLUSTERS = ("tf_config", "hosts")
+COLLECTIVES = ("auto", "ring", "nccl")
 INITS = ("paper", "he")
 SOURCES = ("shapes", "tfrecord")
 
@@ -157,6 +169,7 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("data.mean and data.std must have one value per RGB channel")
     if any(s <= 0 for s in cfg.data.std):
         raise ConfigError(f"data.std must be positive, got {cfg.data.std}")
+    _validate_distribute(cfg.distribute)
     pixel_scale = max(cfg.data.std) < 10
     if (cfg.model.init == "paper") != pixel_scale:
         log.warning(
@@ -171,3 +184,19 @@ def validate(cfg: Config) -> Config:
     if not 0 < cfg.optim.decay_factor <= 1:
         raise ConfigError(f"optim.decay_factor must be in (0, 1], got {cfg.optim.decay_factor!r}")
     return cfg
+
+
+def _validate_distribute(cfg: DistributeConfig) -> None:
+    for key, value, choices in (
+        ("backend", cfg.backend, BACKENDS),
+        ("cluster", cfg.cluster, CLUSTERS),
+        ("collective", cfg.collective, COLLECTIVES),
+    ):
+        if value not in choices:
+            raise ConfigError(f"distribute.{key} must be one of {choices}, got {value!r}")
+    hosts_cluster = cfg.backend == "multiworker" and cfg.cluster == "hosts"
+    if hosts_cluster and (not cfg.hosts or cfg.task_index is None):
+        raise ConfigError(
+            "distribute.cluster=hosts needs distribute.hosts (every worker's host:port) "
+            "and distribute.task_index (this worker's place in that list)"
+        )

@@ -33,13 +33,14 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         raise SystemExit(f"alexnet-train: config error: {e}") from None
     # Import after validation: a config error should not wait for TensorFlow to load.
     from alexnet_dist.data.converter import ConversionError
+    from alexnet_dist.data.schema import DataError
     from alexnet_dist.training.loop import train
 
     logging.getLogger("absl").setLevel(logging.WARNING)
     log.info("run directory %s\n%s", run_dir, OmegaConf.to_yaml(cfg))
     try:
         return train(schema_cfg, run_dir)
-    except (config.ConfigError, ConversionError, FileNotFoundError) as e:
+    except (config.ConfigError, ConversionError, DataError, FileNotFoundError) as e:
         raise SystemExit(f"alexnet-train: error: {e}") from None
 
 

@@ -77,13 +77,15 @@ def make_dataset(
     files = list_shards(spec.data_dir, spec.split)
     if input_context and input_context.num_input_pipelines > 1:
         if len(files) < input_context.num_input_pipelines:
-            raise ValueError(
+            raise schema.DataError(
                 f"{len(files)} {spec.split!r} shards in {spec.data_dir} cannot be split over "
                 f"{input_context.num_input_pipelines} workers; convert with more shards"
             )
         files = files[input_context.input_pipeline_id :: input_context.num_input_pipelines]
 
     epoch_seed = spec.seed * 1_000_003 + epoch
+    workers = input_context.num_input_pipelines if input_context else 1
+    worker = input_context.input_pipeline_id if input_context else 0
     ds = tf.data.Dataset.from_tensor_slices(files)
     if spec.training:
         ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)
@@ -100,7 +102,8 @@ def make_dataset(
         def preprocess(index, serialized):
             features = schema.parse(serialized)
             image = augment.resize_shorter_side(_decode(features), spec.resize_size)
-            seed = tf.stack([tf.constant(epoch_seed, tf.int64), index])
+            # Distinct per worker: position `index` of each worker's stream is another image.
+            seed = tf.stack([tf.constant(epoch_seed, tf.int64), index * workers + worker])
             image = augment.random_crop_and_flip(image, spec.crop_size, seed)
             return augment.normalize(image, spec.mean, spec.std), _label(features)
     else:

@@ -24,6 +24,11 @@ import tensorflow as tf
 
 LABELS_FILE = "labels.txt"
 
+
+class DataError(ValueError):
+    """Data that cannot be read as asked; the message names the folder, file or shard."""
+
+
 FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
     "image/class/label": tf.io.FixedLenFeature([], tf.int64),

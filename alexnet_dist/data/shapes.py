@@ -202,7 +202,9 @@ def _generate(root: str, records: str, spec: ShapesSpec, workers: int) -> None:
         for job in jobs:
             job.result()
     for split, per_class in (("train", spec.train_per_class), ("val", spec.val_per_class)):
-        shards = max(1, min(16, per_class * len(CLASSES) // 256))
+        # At least 4 shards, so that up to 4 workers each read their own.
+        images = per_class * len(CLASSES)
+        shards = min(images, max(4, min(16, images // 256)))
         converter.convert_tree(
             os.path.join(jpegs, split), records, split, shards, workers=workers, seed=spec.seed
         )

@@ -49,12 +49,12 @@ class Runtime(abc.ABC):
         """Calls dataset_fn per worker with its InputContext; returns an iterable of batches."""
 
     @abc.abstractmethod
-    def run(self, fn: Callable, args: tuple) -> Any:
-        """Runs fn(*args) once per local replica, each on its replica's part of the batch."""
+    def run_and_sum(self, fn: Callable, args: tuple) -> Any:
+        """Runs fn(*args) on every replica, each on its part of the batch, and sums the results.
 
-    @abc.abstractmethod
-    def reduce_sum(self, per_replica: Any) -> Any:
-        """Sums a nest of per-replica values over all replicas of all workers."""
+        fn returns a nest of scalars; every process gets their sum over all replicas
+        of all workers. Call it inside a tf.function.
+        """
 
     def per_replica_batch(self, global_batch: int, key: str) -> int:
         """The per-replica share of a global batch; an error naming `key` if it does not divide."""

@@ -1,16 +1,20 @@
-"""Backends built on a `tf.distribute.Strategy`."""
+"""Backends built on a `tf.distribute.Strategy`: single, mirrored and multiworker."""
+
+import json
+import os
 
 import tensorflow as tf
 
+from alexnet_dist.config import DistributeConfig
+from alexnet_dist.distribute import cluster
 from alexnet_dist.distribute.runtime import Runtime
 
 
 class StrategyRuntime(Runtime):
     """A Runtime that delegates to a tf.distribute strategy.
 
-    With the default strategy (one process, one replica) this is the plain
-    single-device path; variables are not pinned to a device, so a model can
-    still place its towers on devices of its own (model parallelism).
+    The strategy's optimizer integration sums gradients over replicas inside
+    `apply_gradients`, so `reduce_gradients` has nothing to do here.
     """
 
     def __init__(
@@ -38,13 +42,46 @@ class StrategyRuntime(Runtime):
     def distribute_dataset(self, dataset_fn):
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
-    def run(self, fn, args):
-        return self.strategy.run(fn, args=args)
+    def run_and_sum(self, fn, args):
+        def summed(*replica_args):
+            context = tf.distribute.get_replica_context()
+            return context.all_reduce(tf.distribute.ReduceOp.SUM, fn(*replica_args))
 
-    def reduce_sum(self, per_replica):
-        return self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+        # After the all-reduce every local replica holds the same sums: take the first.
+        return self.strategy.experimental_local_results(self.strategy.run(summed, args=args))[0]
 
 
-def single() -> StrategyRuntime:
-    """One process, one replica, on TensorFlow's default device."""
+def single(cfg: DistributeConfig) -> StrategyRuntime:
+    """One process, one replica, on TensorFlow's default device.
+
+    Variables are not pinned to a device, so a model can still place its towers
+    on devices of its own (model parallelism).
+    """
     return StrategyRuntime(tf.distribute.get_strategy())
+
+
+def mirrored(cfg: DistributeConfig) -> StrategyRuntime:
+    """One process, one replica per device (all local GPUs unless `devices` names them)."""
+    return StrategyRuntime(tf.distribute.MirroredStrategy(devices=cfg.devices or None))
+
+
+_COLLECTIVES = {
+    "auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
+    "ring": tf.distribute.experimental.CommunicationImplementation.RING,
+    "nccl": tf.distribute.experimental.CommunicationImplementation.NCCL,
+}
+
+
+def multiworker(cfg: DistributeConfig) -> StrategyRuntime:
+    """One process per worker, all local GPUs (or the CPU) of each, synchronous all-reduce."""
+    if cfg.cluster == "hosts":
+        spec = cluster.tf_config(cfg.hosts, cfg.task_index)
+        os.environ["TF_CONFIG"] = json.dumps(spec)
+    spec = cluster.read_tf_config()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy(
+        communication_options=tf.distribute.experimental.CommunicationOptions(
+            implementation=_COLLECTIVES[cfg.collective]
+        )
+    )
+    workers = spec["cluster"]["worker"]
+    return StrategyRuntime(strategy, num_workers=len(workers), worker_index=spec["task"]["index"])

@@ -2,6 +2,8 @@
 
 import logging
 import os
+import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -12,8 +14,11 @@ log = logging.getLogger(__name__)
 class Checkpointer:
     """Saves and restores model, optimizer (slots, step count) and epoch.
 
-    Every process restores; only the chief writes (`write=False` elsewhere), so a
-    multi-worker job keeps one set of checkpoints in its shared run directory.
+    Every process restores from `directory`. Every process also saves, since with
+    tf.distribute saving may take part in collectives, but only the chief saves
+    into `directory`: the others (`write=False`) save into a scratch folder that
+    they delete, so a multi-worker job keeps one set of checkpoints in its shared
+    run directory.
     """
 
     def __init__(
@@ -26,8 +31,7 @@ class Checkpointer:
     ):
         self.directory = directory
         self.write = write
-        # The slots must exist before restore, or their saved values would be dropped.
-        optimizer.build(model.trainable_variables)
+        # The optimizer comes built (its slots exist), so restore fills them.
         self.optimizer = optimizer
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         # Dropout's random state is not among the model's checkpointed weights;
@@ -36,8 +40,12 @@ class Checkpointer:
         self._checkpoint = tf.train.Checkpoint(
             model=model, optimizer=optimizer, epoch=self.epoch, rng_states=rng
         )
+        self._scratch = None if write else tempfile.mkdtemp(prefix="alexnet-ckpt-")
         self._manager = tf.train.CheckpointManager(
-            self._checkpoint, directory, max_to_keep=keep, checkpoint_name="ckpt"
+            self._checkpoint,
+            directory if write else self._scratch,
+            max_to_keep=keep if write else 1,
+            checkpoint_name="ckpt",
         )
 
     @property
@@ -46,7 +54,7 @@ class Checkpointer:
 
     def restore_latest(self) -> str | None:
         """Restores the newest checkpoint in the directory; returns its path, or None if none."""
-        path = self._manager.latest_checkpoint
+        path = tf.train.latest_checkpoint(self.directory)
         if path is None:
             return None
         self._checkpoint.restore(path).assert_existing_objects_matched()
@@ -60,17 +68,20 @@ class Checkpointer:
             epoch: completed epochs at this step.
         """
         self.epoch.assign(epoch)
-        if not self.write:
-            return None
         if self._manager.latest_checkpoint and self._manager.latest_checkpoint.endswith(
             f"-{self.step}"
         ):
             return self._manager.latest_checkpoint  # this step is saved already
-        return self._manager.save(checkpoint_number=self.step)
+        path = self._manager.save(checkpoint_number=self.step)
+        return path if self.write else None
 
     @property
     def saved(self) -> list[str]:
-        return list(self._manager.checkpoints)
+        return list(self._manager.checkpoints) if self.write else []
+
+    def close(self) -> None:
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
 
 
 def checkpoint_dir(run_dir: str) -> str:

@@ -61,7 +61,9 @@ def train(cfg: Config, run_dir: str) -> dict:
     if cfg.trainer.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.trainer.seed)
-    runtime = create_runtime(cfg.distribute.backend)
+    runtime = create_runtime(cfg.distribute)
+    if not runtime.is_chief:  # one console: the chief's
+        logging.getLogger("alexnet_dist").setLevel(logging.WARNING)
     global_batch = cfg.data.global_batch_size
     replica_batch = runtime.per_replica_batch(global_batch, "data.global_batch_size")
     runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
@@ -89,7 +91,9 @@ def train(cfg: Config, run_dir: str) -> dict:
             tower_devices=cfg.model.tower_devices,
             init=cfg.model.init,
         )
-        optimizer = build_optimizer(cfg.optim, global_batch, steps_per_epoch, cfg.trainer.epochs)
+        optimizer = build_optimizer(
+            cfg.optim, model, global_batch, steps_per_epoch, cfg.trainer.epochs
+        )
         checkpointer = Checkpointer(
             checkpoint_dir(run_dir),
             model,
@@ -142,6 +146,7 @@ def train(cfg: Config, run_dir: str) -> dict:
     if val_step != step:  # resumed at the end: still report where the model stands
         val = evaluate(cfg, runtime, eval_step, data_dir)
     checkpointer.save(step // steps_per_epoch)
+    checkpointer.close()
     summaries.close()
     return {
         "step": step,

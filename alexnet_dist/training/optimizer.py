@@ -26,8 +26,15 @@ def build_schedule(
 
 
 def build_optimizer(
-    cfg: OptimConfig, global_batch: int, steps_per_epoch: int, epochs: int
+    cfg: OptimConfig, model: keras.Model, global_batch: int, steps_per_epoch: int, epochs: int
 ) -> keras.optimizers.Optimizer:
-    """SGD with momentum on the schedule; weight decay is applied by the train step."""
+    """SGD with momentum on the schedule, its slots built for `model`.
+
+    Weight decay is applied by the train step. Call this in the runtime's scope:
+    the momenta are created here, next to their variables, and not lazily in the
+    first step, where a tf.distribute replica context cannot create them.
+    """
     schedule = build_schedule(cfg, global_batch, steps_per_epoch, epochs)
-    return keras.optimizers.SGD(learning_rate=schedule, momentum=cfg.momentum)
+    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=cfg.momentum)
+    optimizer.build(model.trainable_variables)
+    return optimizer

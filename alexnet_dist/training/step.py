@@ -64,7 +64,7 @@ def make_train_step(
 
     @tf.function
     def train_step(batch: Batch):
-        return runtime.reduce_sum(runtime.run(replica_step, batch))
+        return runtime.run_and_sum(replica_step, batch)
 
     return train_step
 
@@ -78,6 +78,6 @@ def make_eval_step(model: keras.Model, runtime: Runtime) -> Callable[[Batch], di
     # The last validation batch is smaller: one extra trace, not one per shape.
     @tf.function(reduce_retracing=True)
     def eval_step(batch: Batch):
-        return runtime.reduce_sum(runtime.run(replica_step, batch))
+        return runtime.run_and_sum(replica_step, batch)
 
     return eval_step

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from alexnet_dist.data import augment, stats
 from alexnet_dist.data.pipeline import InputSpec, list_shards, make_dataset
+from alexnet_dist.data.schema import DataError
 
 
 def spec(records, **kw):
@@ -89,10 +90,17 @@ def test_resize_shorter_side_keeps_aspect():
 def test_workers_read_disjoint_shards_that_cover_the_split(shapes_records):
     records, _ = shapes_records
     files = list_shards(records, "val")
-    assert len(files) == 1
-    ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=0)
-    with pytest.raises(ValueError, match="1 'val' shards.*cannot be split over 2 workers"):
-        make_dataset(spec(records, split="val", training=False), input_context=ctx)
+    assert len(files) == 4
+    val = spec(records, split="val", training=False)
+    seen = []
+    for worker in range(3):  # 4 shards over 3 workers: 2, 1 and 1
+        ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=worker)
+        seen.append(np.concatenate([b[1] for b in make_dataset(val, input_context=ctx)]))
+    assert sum(len(s) for s in seen) == 30
+    assert np.bincount(np.concatenate(seen)).tolist() == [3] * 10  # disjoint and complete
+    ctx = tf.distribute.InputContext(num_input_pipelines=5, input_pipeline_id=0)
+    with pytest.raises(DataError, match="4 'val' shards.*cannot be split over 5 workers"):
+        make_dataset(val, input_context=ctx)
 
 
 def test_missing_split_is_named(shapes_records, tmp_path):

@@ -1,0 +1,54 @@
+"""The multi-worker cluster: TF_CONFIG built in one place, read and checked in one place.
+
+TF_CONFIG is the JSON that MultiWorkerMirroredStrategy reads:
+`{"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": i}}`.
+Worker 0 is the chief. A malformed TF_CONFIG is an error that says what is wrong
+before any worker starts waiting for the others.
+"""
+
+import json
+import os
+
+from alexnet_dist.config import ConfigError
+
+
+def tf_config(workers: list[str], index: int) -> dict:
+    """The TF_CONFIG of worker `index` of a cluster of `workers` ("host:port" each)."""
+    if not workers:
+        raise ConfigError("a multi-worker cluster needs at least one worker address")
+    for address in workers:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"worker address {address!r} is not host:port")
+    if not 0 <= index < len(workers):
+        raise ConfigError(f"task index {index} is outside the {len(workers)} workers")
+    return {"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}}
+
+
+def read_tf_config(environ=os.environ) -> dict:
+    """Parses and checks the TF_CONFIG environment variable; ConfigError says what is wrong."""
+    raw = environ.get("TF_CONFIG")
+    if not raw:
+        raise ConfigError(
+            "distribute.backend=multiworker with distribute.cluster=tf_config needs the "
+            "TF_CONFIG environment variable (launch/multiworker.sh sets it; or use "
+            "distribute.cluster=slurm or distribute.cluster=hosts)"
+        )
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({e}): {raw[:200]!r}") from None
+    try:
+        workers = parsed["cluster"]["worker"]
+        task_type = parsed["task"]["type"]
+        index = parsed["task"]["index"]
+    except (KeyError, TypeError):
+        raise ConfigError(
+            'TF_CONFIG must look like {"cluster": {"worker": ["host:port", ...]}, '
+            f'"task": {{"type": "worker", "index": 0}}}}, got {raw[:200]!r}'
+        ) from None
+    if task_type != "worker" or set(parsed["cluster"]) - {"worker"}:
+        raise ConfigError(f"TF_CONFIG: only 'worker' tasks are supported, got {raw[:200]!r}")
+    if not isinstance(index, int):
+        raise ConfigError(f"TF_CONFIG task index must be an integer, got {index!r}")
+    return tf_config(workers, index)

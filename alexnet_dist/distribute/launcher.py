@@ -1,0 +1,127 @@
+"""Local multi-worker launcher: N alexnet-train processes on this machine, one TF_CONFIG each.
+
+    python -m alexnet_dist.distribute.launcher -n 2 --run-dir runs/mw -- trainer.epochs=5
+
+Every worker gets the same pinned run directory (so they share one set of
+checkpoints, written by worker 0) and a TF_CONFIG with free localhost ports.
+Worker 0's output is the job's console; the others log to worker-<i>.log in the
+run directory. If any worker fails, the others are stopped and the launcher
+exits with the failing worker's exit code (128 + signal for a killed one), so a
+dead worker ends the job instead of leaving its peers blocked in an all-reduce.
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from alexnet_dist.distribute import cluster
+
+GRACE_SECONDS = 10
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports that were free a moment ago (the OS picks them)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("localhost", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def worker_command(index: int, run_dir: str, overrides: list[str], python: str) -> list[str]:
+    command = [python, "-m", "alexnet_dist.train", "distribute=multiworker"]
+    command += [f"hydra.run.dir={run_dir}", *overrides]
+    if index > 0:  # one .hydra/ and one train.log per run, from the chief
+        command += [
+            "hydra.output_subdir=null",
+            f"hydra.job_logging.handlers.file.filename={run_dir}/worker-{index}.log",
+        ]
+    return command
+
+
+def _exit_code(returncode: int) -> int:
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    deadline = time.monotonic() + GRACE_SECONDS
+    for p in procs:
+        try:
+            p.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def launch(
+    num_workers: int, run_dir: str, overrides: list[str], python: str = sys.executable
+) -> int:
+    """Runs the workers to the end; returns 0, or the exit code of the first that failed."""
+    addresses = [f"localhost:{port}" for port in free_ports(num_workers)]
+    procs = []
+    for index in range(num_workers):
+        env = {**os.environ, "TF_CONFIG": json.dumps(cluster.tf_config(addresses, index))}
+        stdout = None if index == 0 else subprocess.DEVNULL
+        procs.append(
+            subprocess.Popen(
+                worker_command(index, run_dir, overrides, python), env=env, stdout=stdout
+            )
+        )
+
+    def forward(signum, _frame):
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        while True:
+            codes = [p.poll() for p in procs]
+            failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
+            if failed:
+                index, code = failed[0]
+                print(
+                    f"launcher: worker {index} exited with {_exit_code(code)}; stopping the others",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                _stop(procs)
+                return _exit_code(code)
+            if all(c == 0 for c in codes):
+                return 0
+            time.sleep(0.2)
+    finally:
+        _stop(procs)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="launch/multiworker.sh", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("-n", "--num-workers", type=int, default=2)
+    parser.add_argument(
+        "--run-dir",
+        default=os.path.join("runs", "multiworker", time.strftime("%Y-%m-%d_%H-%M-%S")),
+        help="run directory shared by all workers (default: a new one under runs/multiworker)",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every worker")
+    args = parser.parse_args(argv)
+    if args.num_workers < 1:
+        parser.error(f"--num-workers must be >= 1, got {args.num_workers}")
+    return launch(args.num_workers, os.path.abspath(args.run_dir), args.overrides)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

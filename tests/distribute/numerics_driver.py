@@ -1,0 +1,81 @@
+"""Trains k steps on fixed data through a distribution backend; the chief saves the weights.
+
+    python -m tests.distribute.numerics_driver BACKEND STEPS PER_REPLICA_BATCH OUT.npz
+
+Every backend sees the same global batches (fixed by a seed), each replica its
+slice of them, so that the weights after k steps can be compared across backends.
+Dropout is off; everything else is the real model, optimizer, step and runtime.
+"""
+
+import json
+import os
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet_dist.config import DistributeConfig, OptimConfig
+from alexnet_dist.distribute import create_runtime
+from alexnet_dist.models import build_alexnet
+from alexnet_dist.training.optimizer import build_optimizer
+from alexnet_dist.training.step import make_train_step
+
+IMAGE, CLASSES, GLOBAL_EXAMPLES_SEED = 67, 5, 1234
+
+
+def global_batches(steps: int, global_batch: int):
+    rng = np.random.default_rng(GLOBAL_EXAMPLES_SEED)
+    images = rng.normal(0, 1, (steps, global_batch, IMAGE, IMAGE, 3)).astype(np.float32)
+    labels = rng.integers(0, CLASSES, (steps, global_batch)).astype(np.int32)
+    return images, labels
+
+
+def run(cfg: DistributeConfig, steps: int, global_batch: int) -> list[np.ndarray] | None:
+    runtime = create_runtime(cfg)
+    replica_batch = runtime.per_replica_batch(global_batch, "global_batch")
+    images, labels = global_batches(steps, global_batch)
+
+    def dataset_fn(ctx: tf.distribute.InputContext):
+        # Pipeline p feeds its local replicas their slices, in replica order.
+        local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+        first = ctx.input_pipeline_id * local
+        chunks = [
+            (images[s, r * replica_batch : (r + 1) * replica_batch],
+             labels[s, r * replica_batch : (r + 1) * replica_batch])
+            for s in range(steps)
+            for r in range(first, first + local)
+        ]  # fmt: skip
+        xs, ys = zip(*chunks, strict=True)
+        return tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys)))
+
+    keras.utils.set_random_seed(0)
+    with runtime.scope():
+        model = build_alexnet("paper", CLASSES, IMAGE, width=0.125, dropout=0.0, init="he")
+        optimizer = build_optimizer(OptimConfig(lr=0.05), model, global_batch, max(steps, 1), 1)
+    # A large decay, so that a wrong split of it between replicas shows in the weights.
+    step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=0.05)
+    for batch in runtime.distribute_dataset(dataset_fn) if steps else []:
+        step(batch)
+    return [np.asarray(w) for w in model.get_weights()] if runtime.is_chief else None
+
+
+def main(argv):
+    backend, steps, per_replica, out = argv[1], int(argv[2]), int(argv[3]), argv[4]
+    devices = ["/cpu:0", "/cpu:1"] if backend == "mirrored" else None
+    if devices:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+        )
+    cfg = DistributeConfig(backend=backend, devices=devices)
+    replicas = {"single": 1, "mirrored": 2}.get(backend)
+    if replicas is None:  # multiworker: one replica per worker process
+        replicas = len(json.loads(os.environ["TF_CONFIG"])["cluster"]["worker"])
+    weights = run(cfg, steps, per_replica * replicas)
+    if weights is not None:
+        np.savez(out, *weights)
+
+
+if __name__ == "__main__":
+    main(sys.argv)

@@ -1,0 +1,145 @@
+"""Two real worker processes through the launcher and the real entry point."""
+
+import glob
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from alexnet_dist.config import ConfigError
+from alexnet_dist.distribute import cluster
+from tests.helpers import REPO, run_cli
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")
+
+
+def launch(run_dir, cache, *overrides, workers=2):
+    return subprocess.Popen(
+        [sys.executable, "-m", "alexnet_dist.distribute.launcher", "-n", str(workers),
+         "--run-dir", str(run_dir), "debug=tiny", f"data.cache_dir={cache}", *overrides],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def finish(proc, timeout=300):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc.returncode, out, err
+
+
+def test_two_workers_train_write_one_set_of_outputs_and_resume(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    code, out, err = finish(launch(run_dir, cache, "trainer.max_steps=4"))
+    assert code == 0, err[-4000:]
+    assert "2 replicas" in out and "finished at step 4" in out
+    assert out.count("finished at step") == 1  # one console: the chief's
+
+    ckpts = sorted(os.path.basename(p) for p in glob.glob(f"{run_dir}/**/*.index", recursive=True))
+    assert ckpts == ["ckpt-4.index"]
+    events = glob.glob(f"{run_dir}/**/events.out.tfevents.*", recursive=True)
+    assert sorted(os.path.relpath(e, run_dir).split(os.sep)[1] for e in events) == ["train", "val"]
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert (run_dir / "train.log").exists() and (run_dir / "worker-1.log").exists()
+
+    code, out, err = finish(launch(run_dir, cache, "trainer.max_steps=6"))
+    assert code == 0, err[-4000:]
+    assert "resumed from" in out and "ckpt-4" in out
+    assert "finished at step 6" in out
+    assert (run_dir / "checkpoints" / "ckpt-6.index").exists()
+
+
+def _children(pid):
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.split("/")[2]))
+    return found
+
+
+def test_a_killed_worker_ends_the_job(tmp_path, cache):
+    proc = launch(tmp_path / "run", cache, "trainer.max_steps=100000", "trainer.epochs=100000")
+    try:
+        deadline = time.monotonic() + 180
+        for line in proc.stdout:  # wait until both workers are training
+            if " step " in line or time.monotonic() > deadline:
+                break
+        workers = _children(proc.pid)
+        assert len(workers) == 2
+        killed_at = time.monotonic()
+        os.kill(max(workers), signal.SIGKILL)  # the later-started one: worker 1
+        code = proc.wait(timeout=60)
+        assert time.monotonic() - killed_at < 60
+        assert code != 0
+        assert "exited with 137" in proc.stderr.read()
+        assert not any(os.path.exists(f"/proc/{w}") and _alive(w) for w in workers)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_indivisible_batch_fails_before_workers_block(tmp_path, cache):
+    start = time.monotonic()
+    code, out, err = finish(
+        launch(tmp_path / "run", cache, "data.global_batch_size=15"), timeout=120
+    )
+    assert code != 0
+    assert "data.global_batch_size=15 does not divide evenly over 2 replicas" in out + err
+    assert time.monotonic() - start < 120
+
+
+def test_missing_tf_config_is_a_config_error(tmp_path):
+    result = run_cli(
+        ["-m", "alexnet_dist.train", "debug=tiny", "distribute=multiworker",
+         f"hydra.run.dir={tmp_path}/run", f"data.cache_dir={tmp_path}/cache"],
+        env={"TF_CONFIG": ""},
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "needs the TF_CONFIG environment variable" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"cluster": {}}', "must look like"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "only 'worker'"),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "outside"),
+        (
+            '{"cluster": {"worker": ["nohost"]}, "task": {"type": "worker", "index": 0}}',
+            "host:port",
+        ),
+    ],
+)
+def test_malformed_tf_config_is_named(raw, match):
+    with pytest.raises(ConfigError, match=match):
+        cluster.read_tf_config({"TF_CONFIG": raw})

@@ -7,6 +7,7 @@
 #   make test                          # the whole suite
 #   make test PYTEST_ARGS="-k lrn -x"
 #   make install TF=cuda               # TensorFlow's CUDA build, on GPU machines
+#   make horovod                       # Horovod with TensorFlow + Gloo (built once, wheel cached)
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -14,10 +15,13 @@ TF ?= cpu
 ARGS ?=
 PYTEST_ARGS ?=
 
+HOROVOD_VERSION ?= 0.28.1
+
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(TF)
+HOROVOD_STAMP := $(VENV)/.horovod-$(HOROVOD_VERSION)
 
-.PHONY: install train test lint format clean
+.PHONY: install horovod train test lint format clean
 
 install: $(STAMP)
 
@@ -29,10 +33,17 @@ $(STAMP): pyproject.toml
 	rm -f $(VENV)/.installed-*
 	touch $@
 
+# The first build takes minutes; the wheel is cached in ~/.cache/alexnet_dist/wheels.
+horovod: $(HOROVOD_STAMP)
+
+$(HOROVOD_STAMP): $(STAMP) tools/build_horovod.sh
+	tools/build_horovod.sh $(BIN)/python $(HOROVOD_VERSION)
+	touch $@
+
 train: install
 	$(BIN)/alexnet-train $(ARGS)
 
-test: install
+test: install horovod
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install

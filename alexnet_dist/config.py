@@ -84,7 +84,7 @@ class TrainerConfig:
 
 @dataclass
 class DistributeConfig:
-    backend: str = "single"  # single | mirrored | multiworker
+    backend: str = "single"  # single | mirrored | multiworker | horovod
     # mirrored: the devices to mirror the model on, e.g. ["/gpu:0", "/gpu:1"];
     # null takes every local GPU (or the CPU when there is none).
     devices: list[str] | None = None
@@ -94,6 +94,7 @@ class DistributeConfig:
     hosts: list[str] | None = None  # cluster=hosts: every worker's "host:port", chief first
     task_index: int | None = None  # cluster=hosts: this worker's place in `hosts`
     collective: str = "auto"  # multiworker all-reduce: auto | ring | nccl
+    fp16_allreduce: bool = False  # horovod: send gradients as float16 (half the traffic)
 
 
 @dataclass
@@ -107,7 +108,8 @@ class Config:
 
 
 VARIANTS = ("paper", "owt")
-BACKENDS = ("single", "mirrored", "multiworker")
+# The names of alexnet_dist.distribute.BACKENDS, here so that checking them needs no TensorFlow.
+BACKENDS = ("single", "mirrored", "multiworker", "horovod")
 CLUSTERS = ("tf_config", "hosts")
 COLLECTIVES = ("auto", "ring", "nccl")
 INITS = ("paper", "he")

@@ -5,8 +5,10 @@ alexnet-train model=paper data.resize_size=256  # the full-size 2012 network
 alexnet-train data=tfrecord data.dir=/data/imagenet-records
 """
 
+import json
 import logging
 import os
+import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -44,16 +46,40 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         raise SystemExit(f"alexnet-train: error: {e}") from None
 
 
+def _worker_rank() -> int:
+    """This process's rank in a multi-process job, from what the launcher set (0 if none)."""
+    for var in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+        if os.environ.get(var, "").isdigit():
+            return int(os.environ[var])
+    try:
+        return int(json.loads(os.environ.get("TF_CONFIG") or "{}")["task"]["index"])
+    except (ValueError, KeyError, TypeError):
+        return 0  # a malformed TF_CONFIG gets its own error later, naming what is wrong
+
+
+def main() -> None:
+    rank = _worker_rank()
+    if rank > 0:
+        # All ranks share the run directory: one .hydra/ and one train.log, the chief's.
+        sys.argv += [
+            "hydra.output_subdir=null",
+            f"hydra.job_logging.handlers.file.filename=${{hydra.runtime.output_dir}}/worker-{rank}.log",
+        ]
+    _hydra_main()
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_PACKAGE, config_name="config")
-def main(cfg: DictConfig) -> None:
+def _hydra_main(cfg: DictConfig) -> None:
     result = run(cfg, HydraConfig.get().runtime.output_dir)
+    if not result["is_chief"]:
+        return
     val = result["val"]
     print(
         f"\nfinished at step {result['step']}: "
         f"validation top-1 {val.get('top1', float('nan')):.4f}, "
         f"top-5 {val.get('top5', float('nan')):.4f}\n"
         f"run directory  {result['run_dir']}\n"
-        f"checkpoints    {', '.join(result['checkpoints']) or '(none written by this process)'}\n"
+        f"checkpoints    {', '.join(result['checkpoints'])}\n"
         f"tensorboard    {result['tensorboard']}\n"
         f"view with      tensorboard --logdir {result['tensorboard']}",
         flush=True,

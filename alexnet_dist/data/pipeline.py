@@ -74,7 +74,7 @@ def make_dataset(
         raise ValueError(
             f"crop size {spec.crop_size} is larger than the resize size {spec.resize_size}"
         )
-    files = list_shards(spec.data_dir, spec.split)
+    all_files = files = list_shards(spec.data_dir, spec.split)
     if input_context and input_context.num_input_pipelines > 1:
         if len(files) < input_context.num_input_pipelines:
             raise schema.DataError(
@@ -116,7 +116,33 @@ def make_dataset(
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=spec.deterministic)
     ds = ds.batch(spec.batch_size, drop_remainder=spec.training)
+    if not spec.training and workers > 1:
+        ds = _pad_to_equal_steps(ds, spec, all_files, workers)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _pad_to_equal_steps(ds, spec: InputSpec, files: list[str], workers: int) -> tf.data.Dataset:
+    """Appends empty batches so that every worker runs as many evaluation steps as the busiest.
+
+    Each step sums over all workers, so every worker must take part in each one;
+    a worker whose shards hold fewer images sends empty batches. No image is
+    dropped or counted twice.
+    """
+    counts = schema.read_split_info(spec.data_dir, spec.split)["shards"]
+    missing = [os.path.basename(f) for f in files if os.path.basename(f) not in counts]
+    if missing:
+        raise schema.DataError(
+            f"shard(s) {missing[:3]} in {spec.data_dir} are not in its {spec.split}.json report"
+        )
+    per_worker = [
+        sum(counts[os.path.basename(f)] for f in files[w::workers]) for w in range(workers)
+    ]
+    steps = max(-(-n // spec.batch_size) for n in per_worker)
+    crop = spec.crop_size
+    empty = tf.data.Dataset.from_tensors(
+        (tf.zeros([0, crop, crop, 3], tf.float32), tf.zeros([0], tf.int32))
+    )
+    return ds.concatenate(empty.repeat()).take(steps)
 
 
 def _label(features):

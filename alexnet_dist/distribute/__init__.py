@@ -1,13 +1,14 @@
 """Distribution backends behind one interface (`Runtime`), chosen by `distribute.backend`."""
 
 from alexnet_dist.config import DistributeConfig
-from alexnet_dist.distribute import strategy
+from alexnet_dist.distribute import horovod, strategy
 from alexnet_dist.distribute.runtime import Runtime
 
 BACKENDS = {
     "single": strategy.single,
     "mirrored": strategy.mirrored,
     "multiworker": strategy.multiworker,
+    "horovod": horovod.horovod,
 }
 
 

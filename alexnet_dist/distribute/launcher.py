@@ -36,15 +36,9 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def worker_command(index: int, run_dir: str, overrides: list[str], python: str) -> list[str]:
+def worker_command(run_dir: str, overrides: list[str], python: str) -> list[str]:
     command = [python, "-m", "alexnet_dist.train", "distribute=multiworker"]
-    command += [f"hydra.run.dir={run_dir}", *overrides]
-    if index > 0:  # one .hydra/ and one train.log per run, from the chief
-        command += [
-            "hydra.output_subdir=null",
-            f"hydra.job_logging.handlers.file.filename={run_dir}/worker-{index}.log",
-        ]
-    return command
+    return command + [f"hydra.run.dir={run_dir}", *overrides]
 
 
 def _exit_code(returncode: int) -> int:
@@ -74,9 +68,7 @@ def launch(
         env = {**os.environ, "TF_CONFIG": json.dumps(cluster.tf_config(addresses, index))}
         stdout = None if index == 0 else subprocess.DEVNULL
         procs.append(
-            subprocess.Popen(
-                worker_command(index, run_dir, overrides, python), env=env, stdout=stdout
-            )
+            subprocess.Popen(worker_command(run_dir, overrides, python), env=env, stdout=stdout)
         )
 
     def forward(signum, _frame):

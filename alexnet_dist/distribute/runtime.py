@@ -56,6 +56,18 @@ class Runtime(abc.ABC):
         of all workers. Call it inside a tf.function.
         """
 
+    def reduce_gradients(self, grads: list) -> list:
+        """Sums the gradients over replicas before the optimizer applies them.
+
+        tf.distribute strategies do this inside `optimizer.apply_gradients`, so by
+        default there is nothing to do; Horovod overrides it.
+        """
+        return grads
+
+    def broadcast_variables(self, variables: list) -> None:
+        """Makes every process hold rank 0's values (a strategy keeps them in sync itself)."""
+        return None
+
     def per_replica_batch(self, global_batch: int, key: str) -> int:
         """The per-replica share of a global batch; an error naming `key` if it does not divide."""
         if global_batch % self.num_replicas:

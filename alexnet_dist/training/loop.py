@@ -56,7 +56,8 @@ def train(cfg: Config, run_dir: str) -> dict:
     """Trains AlexNet as `cfg` says, resuming from the newest checkpoint in `run_dir`.
 
     Returns:
-        {"step", "epoch", "val": {loss, top1, top5}, "run_dir", "checkpoints", "tensorboard"}.
+        {"step", "epoch", "val": {loss, top1, top5}, "run_dir", "is_chief", "checkpoints",
+        "tensorboard"}.
     """
     if cfg.trainer.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
@@ -102,6 +103,8 @@ def train(cfg: Config, run_dir: str) -> dict:
             runtime.is_chief,
         )
     checkpointer.restore_latest()
+    # Same start everywhere: rank 0's initial or restored weights and optimizer state.
+    runtime.broadcast_variables(model.variables + optimizer.variables + [checkpointer.epoch])
     train_step = make_train_step(model, optimizer, runtime, global_batch, cfg.optim.weight_decay)
     eval_step = make_eval_step(model, runtime)
     summaries = Summaries(run_dir, write=runtime.is_chief)
@@ -153,6 +156,7 @@ def train(cfg: Config, run_dir: str) -> dict:
         "epoch": step // steps_per_epoch,
         "val": val,
         "run_dir": run_dir,
+        "is_chief": runtime.is_chief,
         "checkpoints": checkpointer.saved,
         "tensorboard": summaries.logdir,
     }

@@ -56,9 +56,9 @@ def make_train_step(
             logits = model(images, training=True)
             sums = _sums(labels, logits)
             loss = sums["loss_sum"] / global_batch
-        grads = tape.gradient(loss, variables)
-        pairs = list(zip(grads, variables, strict=True))
+        pairs = zip(tape.gradient(loss, variables), variables, strict=True)
         grads = [g + decay * v if id(v) in decayed else g for g, v in pairs]
+        grads = runtime.reduce_gradients(grads)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         return sums
 

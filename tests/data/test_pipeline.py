@@ -109,3 +109,17 @@ def test_missing_split_is_named(shapes_records, tmp_path):
         list_shards(records, "test")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         list_shards(str(tmp_path / "nope"), "train")
+
+
+def test_eval_workers_run_equal_steps_and_count_every_image_once(shapes_records):
+    records, _ = shapes_records
+    # 4 val shards of sizes that differ over 3 workers; batches of 4.
+    val = spec(records, split="val", training=False, batch_size=4)
+    steps, labels = [], []
+    for worker in range(3):
+        ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=worker)
+        batches = list(make_dataset(val, input_context=ctx))
+        steps.append(len(batches))
+        labels.extend(np.concatenate([b[1] for b in batches]).tolist())
+    assert len(set(steps)) == 1  # all take part in every summed step
+    assert sorted(labels) == sorted([c for c in range(10) for _ in range(3)])

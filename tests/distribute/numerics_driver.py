@@ -2,13 +2,13 @@
 
     python -m tests.distribute.numerics_driver BACKEND STEPS PER_REPLICA_BATCH OUT.npz
 
+(under TF_CONFIG for multiworker, under horovodrun for horovod)
+
 Every backend sees the same global batches (fixed by a seed), each replica its
 slice of them, so that the weights after k steps can be compared across backends.
 Dropout is off; everything else is the real model, optimizer, step and runtime.
 """
 
-import json
-import os
 import sys
 
 import keras
@@ -31,9 +31,9 @@ def global_batches(steps: int, global_batch: int):
     return images, labels
 
 
-def run(cfg: DistributeConfig, steps: int, global_batch: int) -> list[np.ndarray] | None:
+def run(cfg: DistributeConfig, steps: int, replica_batch: int) -> list[np.ndarray] | None:
     runtime = create_runtime(cfg)
-    replica_batch = runtime.per_replica_batch(global_batch, "global_batch")
+    global_batch = replica_batch * runtime.num_replicas
     images, labels = global_batches(steps, global_batch)
 
     def dataset_fn(ctx: tf.distribute.InputContext):
@@ -68,11 +68,7 @@ def main(argv):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2
         )
-    cfg = DistributeConfig(backend=backend, devices=devices)
-    replicas = {"single": 1, "mirrored": 2}.get(backend)
-    if replicas is None:  # multiworker: one replica per worker process
-        replicas = len(json.loads(os.environ["TF_CONFIG"])["cluster"]["worker"])
-    weights = run(cfg, steps, per_replica * replicas)
+    weights = run(DistributeConfig(backend=backend, devices=devices), steps, per_replica)
     if weights is not None:
         np.savez(out, *weights)
 

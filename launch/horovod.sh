@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# horovodrun wrapper: every rank runs alexnet-train with distribute=horovod in one run dir.
+#
+#   launch/horovod.sh -np 4 -H host1:2,host2:2 [--run-dir DIR] -- [hydra overrides...]
+#   launch/horovod.sh -np 2 -H localhost:2 --gloo -- debug=tiny
+#
+# Arguments before `--` go to horovodrun (add --gloo where there is no MPI);
+# --run-dir pins the shared run directory (default: a new one under runs/horovod),
+# so running the same command with the same --run-dir resumes. Needs `make horovod`.
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=${VENV_BIN:-$repo/.venv/bin}
+run_dir=runs/horovod/$(date +%Y-%m-%d_%H-%M-%S)
+hvd_args=()
+while [[ $# -gt 0 && $1 != -- ]]; do
+  if [[ $1 == --run-dir ]]; then
+    run_dir=${2:?--run-dir needs a directory}
+    shift 2
+  else
+    hvd_args+=("$1")
+    shift
+  fi
+done
+[[ ${1:-} == -- ]] && shift
+if [[ ! -x $bin/horovodrun ]]; then
+  echo "launch/horovod.sh: $bin/horovodrun not found; run 'make horovod' first" >&2
+  exit 2
+fi
+run_dir=$(mkdir -p "$run_dir" && cd "$run_dir" && pwd)
+exec "$bin/horovodrun" "${hvd_args[@]}" \
+  "$bin/python" -m alexnet_dist.train distribute=horovod "hydra.run.dir=$run_dir" "$@"

@@ -1,0 +1,14 @@
+"""Fixtures for the distribution tests."""
+
+import pytest
+
+from tests.distribute.numerics import PER_REPLICA, driver, finish, load
+
+
+@pytest.fixture(scope="session")
+def single_weights(tmp_path_factory):
+    """(weights after STEPS steps of one replica with batch 2b, weights at step 0)."""
+    folder = tmp_path_factory.mktemp("single")
+    finish(driver("single", 2 * PER_REPLICA, folder / "w.npz"))
+    finish(driver("single", 2 * PER_REPLICA, folder / "w0.npz", steps=0))
+    return load(folder / "w.npz"), load(folder / "w0.npz")

@@ -69,6 +69,7 @@ class OptimConfig:
     weight_decay: float = 5e-4  # on weights, not biases, as in the paper's update rule
     decay_every_epochs: int = 30  # step schedule: lr *= decay_factor every this many epochs
     decay_factor: float = 0.1
+    warmup_epochs: float = 0.0  # linear warmup from lr / warmup_steps (large global batches)
 
 
 @dataclass
@@ -93,6 +94,9 @@ class DistributeConfig:
     cluster: str = "tf_config"
     hosts: list[str] | None = None  # cluster=hosts: every worker's "host:port", chief first
     task_index: int | None = None  # cluster=hosts: this worker's place in `hosts`
+    # mirrored without GPUs: split the CPU into this many logical devices, one
+    # replica each (to try data parallelism on a laptop; the tests use it).
+    logical_cpus: int | None = None
     collective: str = "auto"  # multiworker all-reduce: auto | ring | nccl
     fp16_allreduce: bool = False  # horovod: send gradients as float16 (half the traffic)
 
@@ -183,6 +187,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"optim.momentum must be in [0, 1), got {cfg.optim.momentum!r}")
     if cfg.optim.weight_decay < 0:
         raise ConfigError(f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay!r}")
+    if cfg.optim.warmup_epochs < 0:
+        raise ConfigError(f"optim.warmup_epochs must be >= 0, got {cfg.optim.warmup_epochs!r}")
     if not 0 < cfg.optim.decay_factor <= 1:
         raise ConfigError(f"optim.decay_factor must be in (0, 1], got {cfg.optim.decay_factor!r}")
     return cfg

@@ -62,7 +62,13 @@ def single(cfg: DistributeConfig) -> StrategyRuntime:
 
 def mirrored(cfg: DistributeConfig) -> StrategyRuntime:
     """One process, one replica per device (all local GPUs unless `devices` names them)."""
-    return StrategyRuntime(tf.distribute.MirroredStrategy(devices=cfg.devices or None))
+    devices = cfg.devices or None
+    if cfg.logical_cpus:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        logical = [tf.config.LogicalDeviceConfiguration()] * cfg.logical_cpus
+        tf.config.set_logical_device_configuration(cpu, logical)
+        devices = devices or [f"/cpu:{i}" for i in range(cfg.logical_cpus)]
+    return StrategyRuntime(tf.distribute.MirroredStrategy(devices=devices))
 
 
 _COLLECTIVES = {

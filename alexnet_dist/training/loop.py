@@ -92,9 +92,7 @@ def train(cfg: Config, run_dir: str) -> dict:
             tower_devices=cfg.model.tower_devices,
             init=cfg.model.init,
         )
-        optimizer = build_optimizer(
-            cfg.optim, model, global_batch, steps_per_epoch, cfg.trainer.epochs
-        )
+        optimizer = build_optimizer(cfg.optim, model, global_batch, steps_per_epoch)
         checkpointer = Checkpointer(
             checkpoint_dir(run_dir),
             model,

@@ -1,6 +1,6 @@
 """Trains k steps on fixed data through a distribution backend; the chief saves the weights.
 
-    python -m tests.distribute.numerics_driver BACKEND STEPS PER_REPLICA_BATCH OUT.npz
+    python -m tests.distribute.numerics_driver BACKEND STEPS PER_REPLICA_BATCH OUT.npz [fp16]
 
 (under TF_CONFIG for multiworker, under horovodrun for horovod)
 
@@ -52,7 +52,7 @@ def run(cfg: DistributeConfig, steps: int, replica_batch: int) -> list[np.ndarra
     keras.utils.set_random_seed(0)
     with runtime.scope():
         model = build_alexnet("paper", CLASSES, IMAGE, width=0.125, dropout=0.0, init="he")
-        optimizer = build_optimizer(OptimConfig(lr=0.05), model, global_batch, max(steps, 1), 1)
+        optimizer = build_optimizer(OptimConfig(lr=0.05), model, global_batch, max(steps, 1))
     # A large decay, so that a wrong split of it between replicas shows in the weights.
     step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=0.05)
     for batch in runtime.distribute_dataset(dataset_fn) if steps else []:
@@ -68,7 +68,8 @@ def main(argv):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2
         )
-    weights = run(DistributeConfig(backend=backend, devices=devices), steps, per_replica)
+    cfg = DistributeConfig(backend=backend, devices=devices, fp16_allreduce="fp16" in argv[5:])
+    weights = run(cfg, steps, per_replica)
     if weights is not None:
         np.savez(out, *weights)
 

@@ -44,6 +44,18 @@ def test_two_ranks_match_one_replica(single_weights, tmp_path):
     assert_same_weights(load(out), *single_weights)
 
 
+def test_fp16_allreduce_compresses_the_gradients(single_weights, tmp_path):
+    out = tmp_path / "w.npz"
+    driver = ["-m", "tests.distribute.numerics_driver", "horovod", str(STEPS), str(PER_REPLICA)]
+    result = horovodrun([sys.executable, *driver, str(out), "fp16"])
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
+    got, (want, _) = load(out), single_weights
+    rel = [np.linalg.norm(g - w) / np.linalg.norm(w) for g, w in zip(got, want, strict=True)]
+    # float16 keeps ~3 decimal digits: close to the exact sum, but not equal to it.
+    assert max(rel) < 1e-2
+    assert max(rel) > 1e-6
+
+
 def test_launcher_trains_with_one_set_of_outputs(tmp_path):
     run_dir = tmp_path / "run"
     result = subprocess.run(

@@ -143,3 +143,15 @@ def test_missing_tf_config_is_a_config_error(tmp_path):
 def test_malformed_tf_config_is_named(raw, match):
     with pytest.raises(ConfigError, match=match):
         cluster.read_tf_config({"TF_CONFIG": raw})
+
+
+def test_mirrored_on_logical_cpus_through_the_entry_point(tmp_path, cache):
+    result = run_cli(
+        ["-m", "alexnet_dist.train", "debug=tiny", f"data.cache_dir={cache}",
+         "distribute=mirrored", "distribute.logical_cpus=2", "trainer.max_steps=3",
+         f"hydra.run.dir={tmp_path}/run"],
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "(8 per replica x 2 replicas)" in result.stdout
+    assert "finished at step 3" in result.stdout

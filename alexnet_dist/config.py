@@ -90,8 +90,10 @@ class DistributeConfig:
     # null takes every local GPU (or the CPU when there is none).
     devices: list[str] | None = None
     # multiworker: where the cluster comes from: "tf_config" (the TF_CONFIG
-    # variable, as launch/multiworker.sh sets it) or "hosts" (the list below).
+    # variable, as launch/multiworker.sh sets it), "slurm" (the job step's tasks,
+    # through SlurmClusterResolver) or "hosts" (the list below).
     cluster: str = "tf_config"
+    port_base: int = 8888  # cluster=slurm: first port of the workers on each node
     hosts: list[str] | None = None  # cluster=hosts: every worker's "host:port", chief first
     task_index: int | None = None  # cluster=hosts: this worker's place in `hosts`
     # mirrored without GPUs: split the CPU into this many logical devices, one
@@ -114,7 +116,7 @@ class Config:
 VARIANTS = ("paper", "owt")
 # The names of alexnet_dist.distribute.BACKENDS, here so that checking them needs no TensorFlow.
 BACKENDS = ("single", "mirrored", "multiworker", "horovod")
-CLUSTERS = ("tf_config", "hosts")
+CLUSTERS = ("tf_config", "slurm", "hosts")
 COLLECTIVES = ("auto", "ring", "nccl")
 INITS = ("paper", "he")
 SOURCES = ("shapes", "tfrecord")

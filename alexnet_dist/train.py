@@ -48,7 +48,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
 
 def _worker_rank() -> int:
     """This process's rank in a multi-process job, from what the launcher set (0 if none)."""
-    for var in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+    for var in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"):
         if os.environ.get(var, "").isdigit():
             return int(os.environ[var])
     try:

@@ -48,6 +48,17 @@ def list_shards(data_dir: str, split: str) -> list[str]:
     return files
 
 
+def check_enough_shards(data_dir: str, split: str, num_workers: int) -> list[str]:
+    """The shards of `split`; a DataError if there are fewer than workers to read them."""
+    files = list_shards(data_dir, split)
+    if len(files) < num_workers:
+        raise schema.DataError(
+            f"{len(files)} {split!r} shards in {data_dir} cannot be split over "
+            f"{num_workers} workers; convert with more shards"
+        )
+    return files
+
+
 def _decode(features: dict[str, tf.Tensor]) -> tf.Tensor:
     return tf.io.decode_jpeg(features["image/encoded"], channels=3)
 
@@ -74,18 +85,12 @@ def make_dataset(
         raise ValueError(
             f"crop size {spec.crop_size} is larger than the resize size {spec.resize_size}"
         )
-    all_files = files = list_shards(spec.data_dir, spec.split)
-    if input_context and input_context.num_input_pipelines > 1:
-        if len(files) < input_context.num_input_pipelines:
-            raise schema.DataError(
-                f"{len(files)} {spec.split!r} shards in {spec.data_dir} cannot be split over "
-                f"{input_context.num_input_pipelines} workers; convert with more shards"
-            )
-        files = files[input_context.input_pipeline_id :: input_context.num_input_pipelines]
-
-    epoch_seed = spec.seed * 1_000_003 + epoch
     workers = input_context.num_input_pipelines if input_context else 1
     worker = input_context.input_pipeline_id if input_context else 0
+    all_files = check_enough_shards(spec.data_dir, spec.split, workers)
+    files = all_files[worker::workers]
+
+    epoch_seed = spec.seed * 1_000_003 + epoch
     ds = tf.data.Dataset.from_tensor_slices(files)
     if spec.training:
         ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)

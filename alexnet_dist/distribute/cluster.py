@@ -25,6 +25,37 @@ def tf_config(workers: list[str], index: int) -> dict:
     return {"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}}
 
 
+def from_slurm(port_base: int) -> dict:
+    """The TF_CONFIG of this task of a Slurm job step (one worker per task).
+
+    SlurmClusterResolver reads SLURM_PROCID, SLURM_STEP_NUM_TASKS,
+    SLURM_STEP_NODELIST and SLURM_STEP_TASKS_PER_NODE, and gives the tasks of a
+    node consecutive ports from `port_base`. It splits the node's GPUs between
+    its tasks through CUDA_VISIBLE_DEVICES.
+    """
+    import tensorflow as tf
+
+    if "SLURM_PROCID" not in os.environ:
+        raise ConfigError(
+            "distribute.cluster=slurm needs a Slurm job step (SLURM_PROCID is not set): "
+            "start the workers with srun, as slurm/multiworker.sbatch does"
+        )
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    if gpus:
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=port_base, gpus_per_node=gpus
+        )
+    else:
+        # CPU nodes: the resolver insists on dealing out GPUs; give it one notional
+        # GPU per task and keep it away from CUDA_VISIBLE_DEVICES.
+        tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS") or os.environ.get("SLURM_NTASKS", 1))
+        resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+            port_base=port_base, gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False
+        )
+    workers = resolver.cluster_spec().as_dict()["worker"]  # sets resolver.task_id
+    return tf_config(workers, resolver.task_id)
+
+
 def read_tf_config(environ=os.environ) -> dict:
     """Parses and checks the TF_CONFIG environment variable; ConfigError says what is wrong."""
     raw = environ.get("TF_CONFIG")

@@ -81,8 +81,9 @@ _COLLECTIVES = {
 def multiworker(cfg: DistributeConfig) -> StrategyRuntime:
     """One process per worker, all local GPUs (or the CPU) of each, synchronous all-reduce."""
     if cfg.cluster == "hosts":
-        spec = cluster.tf_config(cfg.hosts, cfg.task_index)
-        os.environ["TF_CONFIG"] = json.dumps(spec)
+        os.environ["TF_CONFIG"] = json.dumps(cluster.tf_config(cfg.hosts, cfg.task_index))
+    elif cfg.cluster == "slurm":
+        os.environ["TF_CONFIG"] = json.dumps(cluster.from_slurm(cfg.port_base))
     spec = cluster.read_tf_config()
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(

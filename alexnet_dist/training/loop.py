@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from alexnet_dist.config import Config, ConfigError
 from alexnet_dist.data import schema, sources
-from alexnet_dist.data.pipeline import InputSpec, make_dataset
+from alexnet_dist.data.pipeline import InputSpec, check_enough_shards, make_dataset
 from alexnet_dist.distribute import Runtime, create_runtime
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
@@ -71,6 +71,8 @@ def train(cfg: Config, run_dir: str) -> dict:
 
     data_dir = sources.records_dir(cfg.data)
     labels = schema.read_labels(data_dir)
+    for split in (cfg.data.train_split, cfg.data.val_split):  # before any worker waits
+        check_enough_shards(data_dir, split, runtime.num_workers)
     num_train = schema.read_split_info(data_dir, cfg.data.train_split)["num_examples"]
     steps_per_epoch = num_train // global_batch
     if steps_per_epoch < 1:

@@ -155,3 +155,25 @@ def test_mirrored_on_logical_cpus_through_the_entry_point(tmp_path, cache):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "(8 per replica x 2 replicas)" in result.stdout
     assert "finished at step 3" in result.stdout
+
+
+def test_fewer_shards_than_workers_is_named_before_training(tmp_path, cache):
+    from PIL import Image
+
+    from alexnet_dist.data.converter import convert_tree
+
+    for split in ("train", "val"):
+        for c in range(2):
+            folder = tmp_path / "images" / split / f"class{c}"
+            folder.mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (72, 72), (60 * c, 20 * i, 90)).save(folder / f"{i}.jpg")
+        convert_tree(str(tmp_path / "images" / split), str(tmp_path / "records"), split, 1, 1)
+    code, out, err = finish(
+        launch(tmp_path / "run", cache, "data=tfrecord", f"data.dir={tmp_path}/records",
+               "data.resize_size=72", "data.global_batch_size=4"),
+        timeout=120,
+    )  # fmt: skip
+    assert code != 0
+    assert "1 'train' shards" in out + err and "cannot be split over 2 workers" in out + err
+    assert not (tmp_path / "run" / "checkpoints").exists()

@@ -1,0 +1,102 @@
+"""Data-parallel scaling on this machine: images/s of 1 and 2 workers for each backend.
+
+    .venv/bin/python tools/bench_scaling.py [--batch 64] [--steps 60] [--backends ...]
+
+Each worker is pinned to its own core (taskset) and keeps the same per-worker
+batch, so 2 workers do twice the work per step; perfect scaling doubles the
+images/s. The figure is the chief's own images/s report over the run, past the
+first logging window (tracing and warm-up). It trains the demo network
+(model=paper_small) on the built-in shapes dataset through the real entry point.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+from alexnet_dist.distribute import cluster
+from alexnet_dist.distribute.launcher import free_ports
+
+RATE = re.compile(r"step (\d+)/\d+ .* ([\d.]+) img/s")
+
+
+def overrides(args, workers: int, run_dir: str) -> list[str]:
+    return [
+        f"data.global_batch_size={args.batch * workers}",
+        f"data.eval_batch_size={50 * workers}",
+        f"trainer.max_steps={args.steps}",
+        f"trainer.log_every_steps={args.steps // 3}",
+        f"trainer.checkpoint_every_steps={10 * args.steps}",
+        f"hydra.run.dir={run_dir}",
+    ]
+
+
+def commands(backend: str, workers: int, args, run_dir: str) -> list[tuple[list[str], dict]]:
+    """The processes to start, each with its extra environment."""
+    train = [sys.executable, "-m", "alexnet_dist.train", *overrides(args, workers, run_dir)]
+    if backend == "mirrored":
+        cores = ",".join(str(i) for i in range(workers))
+        cmd = ["taskset", "-c", cores, *train, "distribute=mirrored"]
+        return [(cmd + [f"distribute.logical_cpus={workers}"], {})]
+    if backend == "multiworker":
+        addresses = [f"localhost:{p}" for p in free_ports(workers)]
+        return [
+            (["taskset", "-c", str(i), *train, "distribute=multiworker"],
+             {"TF_CONFIG": json.dumps(cluster.tf_config(addresses, i))})
+            for i in range(workers)
+        ]  # fmt: skip
+    if backend == "horovod":
+        horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+        pinned = 'exec taskset -c "$HOROVOD_LOCAL_RANK" "$@"'
+        return [
+            ([horovodrun, "--gloo", "-np", str(workers), "-H", f"localhost:{workers}",
+              "bash", "-c", pinned, "pin", *train, "distribute=horovod"], {})
+        ]  # fmt: skip
+    raise ValueError(f"unknown backend {backend!r}")
+
+
+def measure(backend: str, workers: int, args) -> float:
+    with tempfile.TemporaryDirectory() as run_dir:
+        procs = [
+            subprocess.Popen(
+                cmd,
+                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **env},
+                stdout=subprocess.PIPE if i == 0 else subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            for i, (cmd, env) in enumerate(commands(backend, workers, args, run_dir))
+        ]
+        out = procs[0].communicate(timeout=1800)[0]
+        for p in procs[1:]:
+            p.wait(timeout=120)
+    if any(p.returncode for p in procs):
+        raise RuntimeError(f"{backend} with {workers} workers failed:\n{out[-3000:]}")
+    rates = [float(r) for step, r in RATE.findall(out) if int(step) > args.steps // 3]
+    if not rates:
+        raise RuntimeError(f"no images/s reported by {backend} with {workers} workers")
+    return sum(rates) / len(rates)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batch", type=int, default=64, help="per-worker batch")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--backends", nargs="+", default=["mirrored", "multiworker", "horovod"])
+    args = parser.parse_args(argv)
+    print(f"per-worker batch {args.batch}, {args.steps} steps, one core per worker")
+    print(f"{'backend':<12} {'1 worker':>10} {'2 workers':>10} {'speed-up':>9} {'efficiency':>10}")
+    for backend in args.backends:
+        one, two = (measure(backend, n, args) for n in (1, 2))
+        print(
+            f"{backend:<12} {one:>10.1f} {two:>10.1f} {two / one:>8.2f}x {two / one / 2:>10.0%}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

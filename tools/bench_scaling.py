@@ -17,8 +17,10 @@ import subprocess
 import sys
 import tempfile
 
-from alexnet_dist.distribute import cluster
-from alexnet_dist.distribute.launcher import free_ports
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from alexnet_dist.distribute import cluster  # noqa: E402
+from alexnet_dist.distribute.launcher import free_ports  # noqa: E402
 
 RATE = re.compile(r"step (\d+)/\d+ .* ([\d.]+) img/s")
 

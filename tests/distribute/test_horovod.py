@@ -6,8 +6,10 @@ not skip, when Horovod is missing.
 
 import glob
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -88,3 +90,53 @@ def test_missing_horovod_says_how_to_install(tmp_path):
     assert result.returncode != 0
     assert "make horovod" in result.stdout + result.stderr
     assert not np.any([os.path.exists(tmp_path / "run" / "checkpoints")])
+
+
+def test_a_killed_rank_ends_the_job(tmp_path):
+    proc = subprocess.Popen(
+        [os.path.join(REPO, "launch", "horovod.sh"), "-np", "2", "-H", "localhost:2", "--gloo",
+         "--run-dir", str(tmp_path / "run"), "--", "debug=tiny", f"data.cache_dir={tmp_path}/cache",
+         "trainer.max_steps=100000", "trainer.epochs=100000"],
+        cwd=REPO, env={**ENV, "VENV_BIN": os.path.dirname(sys.executable)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        for line in proc.stdout:  # wait until the ranks are training
+            if " step " in line or time.monotonic() > deadline:
+                break
+        ranks = [pid for pid in _descendants(proc.pid) if _is_training_rank(pid)]
+        assert len(ranks) == 2
+        killed_at = time.monotonic()
+        os.kill(ranks[-1], signal.SIGKILL)
+        code = proc.wait(timeout=60)
+        assert time.monotonic() - killed_at < 60
+        assert code != 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _descendants(pid):
+    parents = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                parents[int(stat.split("/")[2])] = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [c for c, p in parents.items() if p in frontier]
+        found += children
+        frontier = children
+    return sorted(found)
+
+
+def _is_training_rank(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"alexnet_dist.train" in argv and not any(a.endswith(b"horovodrun") for a in argv)

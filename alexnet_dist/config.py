@@ -81,6 +81,7 @@ class TrainerConfig:
     keep_checkpoints: int = 3
     seed: int = 0
     deterministic_ops: bool = False  # tf.config.experimental.enable_op_determinism
+    jit_compile: bool = False  # XLA-compile each replica's forward and backward pass
 
 
 @dataclass
@@ -104,6 +105,13 @@ class DistributeConfig:
 
 
 @dataclass
+class PrecisionConfig:
+    # Keras dtype policy: "float32", or "mixed_bfloat16" (bf16 compute, float32
+    # weights; the logits, the loss and LRN stay float32).
+    policy: str = "float32"
+
+
+@dataclass
 class Config:
     name: str = "alexnet"
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -111,6 +119,7 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     distribute: DistributeConfig = field(default_factory=DistributeConfig)
+    precision: PrecisionConfig = field(default_factory=PrecisionConfig)
 
 
 VARIANTS = ("paper", "owt")
@@ -119,6 +128,7 @@ BACKENDS = ("single", "mirrored", "multiworker", "horovod")
 CLUSTERS = ("tf_config", "slurm", "hosts")
 COLLECTIVES = ("auto", "ring", "nccl")
 INITS = ("paper", "he")
+POLICIES = ("float32", "mixed_bfloat16")
 SOURCES = ("shapes", "tfrecord")
 
 
@@ -178,6 +188,10 @@ def validate(cfg: Config) -> Config:
     if any(s <= 0 for s in cfg.data.std):
         raise ConfigError(f"data.std must be positive, got {cfg.data.std}")
     _validate_distribute(cfg.distribute)
+    if cfg.precision.policy not in POLICIES:
+        raise ConfigError(
+            f"precision.policy must be one of {POLICIES}, got {cfg.precision.policy!r}"
+        )
     pixel_scale = max(cfg.data.std) < 10
     if (cfg.model.init == "paper") != pixel_scale:
         log.warning(

@@ -36,7 +36,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     # Import after validation: a config error should not wait for TensorFlow to load.
     from alexnet_dist.data.converter import ConversionError
     from alexnet_dist.data.schema import DataError
-    from alexnet_dist.training.loop import train
+    from alexnet_dist.training.loop import NonFiniteLossError, train
 
     logging.getLogger("absl").setLevel(logging.WARNING)
     log.info("run directory %s\n%s", run_dir, OmegaConf.to_yaml(cfg))
@@ -44,6 +44,8 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         return train(schema_cfg, run_dir)
     except (config.ConfigError, ConversionError, DataError, FileNotFoundError) as e:
         raise SystemExit(f"alexnet-train: error: {e}") from None
+    except NonFiniteLossError as e:
+        raise SystemExit(f"alexnet-train: {e}") from None
 
 
 def _worker_rank() -> int:
@@ -71,6 +73,10 @@ def main() -> None:
 @hydra.main(version_base="1.3", config_path=CONFIG_PACKAGE, config_name="config")
 def _hydra_main(cfg: DictConfig) -> None:
     result = run(cfg, HydraConfig.get().runtime.output_dir)
+    if result["preempted"]:
+        from alexnet_dist.training.preemption import EXIT_PREEMPTED
+
+        sys.exit(EXIT_PREEMPTED)
     if not result["is_chief"]:
         return
     val = result["val"]

@@ -1,6 +1,8 @@
 """The shell entry points pin the run directory, so a second start resumes the first run."""
 
+import glob
 import os
+import signal
 import subprocess
 import sys
 
@@ -63,3 +65,39 @@ def test_console_scripts_are_installed(tmp_path):
     )
     assert train.returncode == 0, train.stderr
     assert "name: shapes_demo" in train.stdout
+
+
+def test_slurm_script_requeues_after_usr1(tmp_path):
+    """Slurm's time-limit warning (USR1 to the batch shell) saves, stops and requeues."""
+    fake = tmp_path / "bin" / "scontrol"
+    fake.parent.mkdir()
+    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {tmp_path}/scontrol.calls\n')
+    fake.chmod(0o755)
+    env = {
+        **os.environ,
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "SLURM_JOB_ID": "4343",
+        "SLURM_JOB_NAME": "alexnet",
+        "SLURM_SUBMIT_DIR": str(tmp_path),
+        "ALEXNET_REPO": REPO,
+    }
+    proc = subprocess.Popen(
+        ["bash", os.path.join(REPO, "slurm", "train.sbatch"), "debug=tiny",
+         f"data.cache_dir={tmp_path}/cache", "trainer.max_steps=100000", "trainer.epochs=100000",
+         "trainer.log_every_steps=1"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:
+            if " step 2/" in line:
+                break
+        proc.send_signal(signal.SIGUSR1)
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 75, out[-3000:]
+    assert "SIGUSR1 received: stopped at step" in out
+    assert (tmp_path / "scontrol.calls").read_text().split() == ["requeue", "4343"]
+    assert glob.glob(f"{tmp_path}/runs/alexnet-4343/checkpoints/ckpt-*.index")

@@ -79,8 +79,10 @@ def _paper_conv(name, init, filters, kernel, strides=1, padding="same"):
     )
 
 
-def _paper_dense(name, init, units, activation="relu"):
-    return keras.layers.Dense(units, activation=activation, name=name, **_initializers(name, init))
+def _paper_dense(name, init, units, activation="relu", **kwargs):
+    return keras.layers.Dense(
+        units, activation=activation, name=name, **_initializers(name, init), **kwargs
+    )
 
 
 @keras.saving.register_keras_serializable(package="alexnet_dist")
@@ -129,7 +131,8 @@ class PaperAlexNet(keras.Model):
                 setattr(self, f"{stage}_{t}", _paper_dense(f"{stage}_{t}", init, units))
                 drop = f"dropout{stage[2]}_{t}"
                 setattr(self, drop, keras.layers.Dropout(dropout, name=drop))
-        self.fc8 = _paper_dense("fc8", init, num_classes, activation=None)
+        # float32 logits under mixed precision: the softmax and the loss need the range.
+        self.fc8 = _paper_dense("fc8", init, num_classes, activation=None, dtype="float32")
 
     def _own(self, stage, inputs, **kwargs):
         """Each tower applies its `stage` layer to its own maps, on its own device."""
@@ -197,8 +200,10 @@ def _owt(num_classes, image_size, width, dropout, device, init):
             **_initializers(name, init),
         )  # fmt: skip
 
-    def dense(name, units, activation="relu"):
-        return layers.Dense(units, activation=activation, name=name, **_initializers(name, init))
+    def dense(name, units, activation="relu", **kwargs):
+        return layers.Dense(
+            units, activation=activation, name=name, **_initializers(name, init), **kwargs
+        )
 
     with _device_scope(device):
         images = keras.Input((image_size, image_size, 3), name="images")
@@ -216,7 +221,7 @@ def _owt(num_classes, image_size, width, dropout, device, init):
         x = dense("fc6", units)(x)
         x = layers.Dropout(dropout, name="dropout7")(x)
         x = dense("fc7", units)(x)
-        logits = dense("fc8", num_classes, activation=None)(x)
+        logits = dense("fc8", num_classes, activation=None, dtype="float32")(x)
     return keras.Model(images, logits, name="alexnet_owt")
 
 

@@ -1,6 +1,7 @@
 """The outer training loop: data, model and optimizer, steps, evaluation, checkpoints, summaries."""
 
 import logging
+import math
 
 import keras
 import tensorflow as tf
@@ -12,6 +13,7 @@ from alexnet_dist.distribute import Runtime, create_runtime
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
 from alexnet_dist.training.optimizer import build_optimizer
+from alexnet_dist.training.preemption import EXIT_PREEMPTED, PreemptionFlag
 from alexnet_dist.training.step import make_eval_step, make_train_step
 from alexnet_dist.training.summaries import Meter, Summaries
 
@@ -52,17 +54,37 @@ def evaluate(cfg: Config, runtime: Runtime, eval_step, data_dir: str) -> dict[st
     return meter.result()
 
 
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; nothing was saved after it."""
+
+
 def train(cfg: Config, run_dir: str) -> dict:
     """Trains AlexNet as `cfg` says, resuming from the newest checkpoint in `run_dir`.
 
     Returns:
         {"step", "epoch", "val": {loss, top1, top5}, "run_dir", "is_chief", "checkpoints",
-        "tensorboard"}.
+        "tensorboard", "preempted"}. "preempted" is the signal's name when SIGTERM or
+        SIGUSR1 stopped the run after saving a checkpoint, else None.
+
+    Raises:
+        NonFiniteLossError: the loss became NaN or infinite (the newest checkpoint
+            is the last one written before).
     """
+    previous_policy = keras.mixed_precision.dtype_policy()
+    keras.mixed_precision.set_dtype_policy(cfg.precision.policy)
+    try:
+        with PreemptionFlag() as preemption:
+            return _train(cfg, run_dir, preemption)
+    finally:
+        keras.mixed_precision.set_dtype_policy(previous_policy)
+
+
+def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     if cfg.trainer.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.trainer.seed)
     runtime = create_runtime(cfg.distribute)
+    preemption.install()
     if not runtime.is_chief:  # one console: the chief's
         logging.getLogger("alexnet_dist").setLevel(logging.WARNING)
     global_batch = cfg.data.global_batch_size
@@ -105,7 +127,10 @@ def train(cfg: Config, run_dir: str) -> dict:
     checkpointer.restore_latest()
     # Same start everywhere: rank 0's initial or restored weights and optimizer state.
     runtime.broadcast_variables(model.variables + optimizer.variables + [checkpointer.epoch])
-    train_step = make_train_step(model, optimizer, runtime, global_batch, cfg.optim.weight_decay)
+    train_step = make_train_step(
+        model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
+        jit_compile=cfg.trainer.jit_compile, stop_flag=preemption.flag,
+    )  # fmt: skip
     eval_step = make_eval_step(model, runtime)
     summaries = Summaries(run_dir, write=runtime.is_chief)
 
@@ -131,12 +156,33 @@ def train(cfg: Config, run_dir: str) -> dict:
             skip_batches=step - epoch * steps_per_epoch,
         )
         for batch in batches:
-            meter.add(train_step(batch))
+            preemption.sync()
+            sums = train_step(batch)
             step += 1
+            stop = float(sums.pop("stop")) > 0
+            loss = float(sums["loss_sum"])
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"the training loss is {loss} at step {step}; stopping without saving. "
+                    f"The newest checkpoint in {checkpointer.directory} is from before it "
+                    "(lower optim.lr, or check the input data)"
+                )
+            meter.add(sums)
             if step % cfg.trainer.log_every_steps == 0 or step == epoch_end:
                 _report(summaries, meter, optimizer, epoch, step, total_steps, cfg.trainer.epochs)
             if step % cfg.trainer.checkpoint_every_steps == 0:
                 checkpointer.save(step // steps_per_epoch)
+            if stop:
+                path = checkpointer.save(step // steps_per_epoch)
+                log.warning(
+                    "%s received: stopped at step %d after saving %s; exiting with code %d "
+                    "so that the job is requeued (a rerun in this run directory resumes)",
+                    preemption.signal or "preemption signal", step, path, EXIT_PREEMPTED,
+                )  # fmt: skip
+                checkpointer.close()
+                summaries.close()
+                return _result(step, steps_per_epoch, val, run_dir, runtime, checkpointer,
+                               summaries, preempted=preemption.signal or "SIGTERM")  # fmt: skip
             if step >= epoch_end:
                 break
         if step % steps_per_epoch == 0 or step == total_steps:
@@ -151,6 +197,10 @@ def train(cfg: Config, run_dir: str) -> dict:
     checkpointer.save(step // steps_per_epoch)
     checkpointer.close()
     summaries.close()
+    return _result(step, steps_per_epoch, val, run_dir, runtime, checkpointer, summaries)
+
+
+def _result(step, steps_per_epoch, val, run_dir, runtime, checkpointer, summaries, preempted=None):
     return {
         "step": step,
         "epoch": step // steps_per_epoch,
@@ -159,6 +209,7 @@ def train(cfg: Config, run_dir: str) -> dict:
         "is_chief": runtime.is_chief,
         "checkpoints": checkpointer.saved,
         "tensorboard": summaries.logdir,
+        "preempted": preempted,
     }
 
 

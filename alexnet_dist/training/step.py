@@ -38,6 +38,8 @@ def make_train_step(
     runtime: Runtime,
     global_batch: int,
     weight_decay: float,
+    jit_compile: bool = False,
+    stop_flag: tf.Variable | None = None,
 ) -> Callable[[Batch], dict[str, tf.Tensor]]:
     """Returns a tf.function that trains on one global batch and returns global sums.
 
@@ -46,20 +48,33 @@ def make_train_step(
     mean. Weight decay is the paper's: wd * w added to the gradient of every
     weight (the momentum then carries it, as in the paper's update rule), split
     over replicas for the same reason.
+
+    With `jit_compile`, XLA compiles the forward and backward pass of each replica;
+    the gradient reduction and the update stay outside it, where tf.distribute
+    and Horovod do their all-reduce. `stop_flag` (a host variable, 1.0 when a
+    preemption signal arrived) is summed with the metrics as "stop", so that all
+    workers learn of a signal at the same step.
     """
     variables = model.trainable_variables
     decayed = {id(v) for v in decayed_variables(model)}
     decay = weight_decay / runtime.num_replicas
 
-    def replica_step(images, labels):
+    def forward_backward(images, labels):
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
             sums = _sums(labels, logits)
             loss = sums["loss_sum"] / global_batch
         pairs = zip(tape.gradient(loss, variables), variables, strict=True)
-        grads = [g + decay * v if id(v) in decayed else g for g, v in pairs]
-        grads = runtime.reduce_gradients(grads)
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        return [g + decay * v if id(v) in decayed else g for g, v in pairs], sums
+
+    if jit_compile:
+        forward_backward = tf.function(forward_backward, jit_compile=True)
+
+    def replica_step(images, labels):
+        grads, sums = forward_backward(images, labels)
+        optimizer.apply_gradients(zip(runtime.reduce_gradients(grads), variables, strict=True))
+        if stop_flag is not None:
+            sums["stop"] = tf.identity(stop_flag)
         return sums
 
     @tf.function

@@ -180,3 +180,23 @@ def test_fewer_shards_than_workers_is_named_before_training(tmp_path, cache):
     assert code != 0
     assert "1 'train' shards" in out + err and "cannot be split over 2 workers" in out + err
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_sigterm_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    proc = launch(run_dir, cache, "trainer.max_steps=100000", "trainer.epochs=100000",
+                  "trainer.log_every_steps=1", "trainer.checkpoint_every_steps=100000")  # fmt: skip
+    try:
+        for line in proc.stdout:
+            if " step 3/" in line:
+                break
+        proc.send_signal(signal.SIGTERM)  # the launcher forwards it to both workers
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 75, err[-3000:]
+    stopped = int(out.split("stopped at step ")[1].split()[0])
+    ckpts = glob.glob(f"{run_dir}/**/*.index", recursive=True)
+    assert [os.path.basename(c) for c in ckpts] == [f"ckpt-{stopped}.index"]
+    assert "Traceback" not in (run_dir / "worker-1.log").read_text()

@@ -2,6 +2,9 @@
 
 import glob
 import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -10,7 +13,8 @@ from hydra import compose, initialize_config_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from alexnet_dist.train import run
-from tests.helpers import run_cli
+from alexnet_dist.training.preemption import EXIT_PREEMPTED
+from tests.helpers import REPO, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -111,3 +115,50 @@ def test_missing_records_directory_is_named(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert f"data.dir='{tmp_path}/nope' does not exist" in result.stderr
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    result = run_cli(
+        ["-m", "alexnet_dist.train", *tiny(cache), f"hydra.run.dir={run_dir}", "optim.lr=1e6",
+         "trainer.checkpoint_every_steps=1", "trainer.max_steps=20"],
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    message = result.stderr + result.stdout
+    assert "alexnet-train: the training loss is nan at step" in message
+    stopped = int(message.split("at step ")[1].split(";")[0])
+    ckpts = sorted(glob.glob(str(run_dir / "checkpoints" / "ckpt-*.index")))
+    assert ckpts and ckpts[-1].endswith(f"ckpt-{stopped - 1}.index")
+    reader = tf.train.load_checkpoint(ckpts[-1][: -len(".index")])
+    kernel = reader.get_tensor("model/conv1_a/_kernel/.ATTRIBUTES/VARIABLE_VALUE")
+    assert np.all(np.isfinite(kernel))
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_for_requeue(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    args = ["-m", "alexnet_dist.train", *tiny(cache), f"hydra.run.dir={run_dir}",
+            "trainer.checkpoint_every_steps=100000", "trainer.log_every_steps=1"]  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, *args, "trainer.max_steps=100000", "trainer.epochs=100000"],
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        for line in proc.stdout:
+            if " step 3/" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=60)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == EXIT_PREEMPTED, out[-3000:]
+    assert "SIGTERM received: stopped at step" in out
+    stopped = int(out.split("stopped at step ")[1].split()[0])
+    assert (run_dir / "checkpoints" / f"ckpt-{stopped}.index").exists()
+
+    again = run_cli([*args, f"trainer.max_steps={stopped + 2}"], timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"ckpt-{stopped}" in again.stdout and "resumed from" in again.stdout
+    assert f"finished at step {stopped + 2}" in again.stdout

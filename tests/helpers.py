@@ -1,6 +1,7 @@
 """Helpers shared by tests."""
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -18,3 +19,24 @@ def run_cli(args: list[str], timeout: float = 300, env: dict | None = None, cwd:
         env=full_env,
         cwd=cwd or REPO,
     )
+
+
+def signal_when(proc: subprocess.Popen, marker: str, signum: int, timeout: float = 60) -> str:
+    """Sends `signum` once `marker` appears in proc's stdout; returns the rest of its output
+    (stdout, then stderr if that is piped too).
+
+    The process must have been started with stdout=PIPE and text=True; it is
+    killed (with its process group, if it leads one) if it has not ended in time.
+    """
+    try:
+        for line in proc.stdout:
+            if marker in line:
+                break
+        proc.send_signal(signum)
+        return "".join(text for text in proc.communicate(timeout=timeout) if text)
+    finally:
+        if proc.poll() is None:
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()

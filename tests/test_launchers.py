@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, signal_when
 
 pytestmark = pytest.mark.slow
 
@@ -88,15 +88,7 @@ def test_slurm_script_requeues_after_usr1(tmp_path):
          "trainer.log_every_steps=1"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    try:
-        for line in proc.stdout:
-            if " step 2/" in line:
-                break
-        proc.send_signal(signal.SIGUSR1)
-        out = proc.communicate(timeout=60)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out = signal_when(proc, " step 2/", signal.SIGUSR1)
     assert proc.returncode == 75, out[-3000:]
     assert "SIGUSR1 received: stopped at step" in out
     assert (tmp_path / "scontrol.calls").read_text().split() == ["requeue", "4343"]

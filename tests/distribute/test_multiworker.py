@@ -11,7 +11,7 @@ import pytest
 
 from alexnet_dist.config import ConfigError
 from alexnet_dist.distribute import cluster
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, run_cli, signal_when
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
@@ -186,16 +186,8 @@ def test_sigterm_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path,
     run_dir = tmp_path / "run"
     proc = launch(run_dir, cache, "trainer.max_steps=100000", "trainer.epochs=100000",
                   "trainer.log_every_steps=1", "trainer.checkpoint_every_steps=100000")  # fmt: skip
-    try:
-        for line in proc.stdout:
-            if " step 3/" in line:
-                break
-        proc.send_signal(signal.SIGTERM)  # the launcher forwards it to both workers
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 75, err[-3000:]
+    out = signal_when(proc, " step 3/", signal.SIGTERM)  # the launcher forwards it to both workers
+    assert proc.returncode == 75, out[-3000:]
     stopped = int(out.split("stopped at step ")[1].split()[0])
     ckpts = glob.glob(f"{run_dir}/**/*.index", recursive=True)
     assert [os.path.basename(c) for c in ckpts] == [f"ckpt-{stopped}.index"]

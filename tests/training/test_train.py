@@ -14,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from alexnet_dist.train import run
 from alexnet_dist.training.preemption import EXIT_PREEMPTED
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, run_cli, signal_when
 
 pytestmark = pytest.mark.slow
 
@@ -144,15 +144,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_for_requeue(tmp_path, cache):
         cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    try:
-        for line in proc.stdout:
-            if " step 3/" in line:
-                break
-        proc.send_signal(signal.SIGTERM)
-        out = proc.communicate(timeout=60)[0]
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out = signal_when(proc, " step 3/", signal.SIGTERM)
     assert proc.returncode == EXIT_PREEMPTED, out[-3000:]
     assert "SIGTERM received: stopped at step" in out
     stopped = int(out.split("stopped at step ")[1].split()[0])

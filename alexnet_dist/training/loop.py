@@ -2,6 +2,7 @@
 
 import logging
 import math
+import time
 
 import keras
 import tensorflow as tf
@@ -51,7 +52,7 @@ def evaluate(cfg: Config, runtime: Runtime, eval_step, data_dir: str) -> dict[st
     meter = Meter()
     for images_labels in _datasets(runtime, lambda ctx: _input_spec(cfg, data_dir, False, batch)):
         meter.add(eval_step(images_labels))
-    return meter.result()
+    return {k: v for k, v in meter.result().items() if k in ("loss", "top1", "top5")}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -155,7 +156,13 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
             epoch=epoch,
             skip_batches=step - epoch * steps_per_epoch,
         )
-        for batch in batches:
+        iterator = iter(batches)
+        while True:
+            waited = time.perf_counter()
+            batch = next(iterator, None)
+            if batch is None:
+                break
+            waited = time.perf_counter() - waited
             preemption.sync()
             sums = train_step(batch)
             step += 1
@@ -167,7 +174,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
                     f"The newest checkpoint in {checkpointer.directory} is from before it "
                     "(lower optim.lr, or check the input data)"
                 )
-            meter.add(sums)
+            meter.add(sums, data_wait=waited)
             if step % cfg.trainer.log_every_steps == 0 or step == epoch_end:
                 _report(summaries, meter, optimizer, epoch, step, total_steps, cfg.trainer.epochs)
             if step % cfg.trainer.checkpoint_every_steps == 0:

@@ -1,5 +1,6 @@
 """TensorBoard scalars and console progress; written by the chief only."""
 
+import json
 import logging
 import os
 import time
@@ -10,10 +11,12 @@ log = logging.getLogger(__name__)
 
 
 class Summaries:
-    """One TensorBoard writer per split under `run_dir/tensorboard/`."""
+    """One TensorBoard writer per split under `run_dir/tensorboard/`, and the same
+    figures as JSON lines in `run_dir/metrics.jsonl` for scripts."""
 
     def __init__(self, run_dir: str, write: bool = True):
         self.logdir = os.path.join(run_dir, "tensorboard")
+        self.jsonl = os.path.join(run_dir, "metrics.jsonl")
         self._writers = {}
         self._write = write
 
@@ -31,6 +34,9 @@ class Summaries:
         with self._writer(split).as_default(step=step):
             for name, value in values.items():
                 tf.summary.scalar(name, value)
+        if self._write:
+            with open(self.jsonl, "a") as f:
+                f.write(json.dumps({"split": split, "step": step, **values}) + "\n")
 
     def flush(self) -> None:
         for writer in self._writers.values():
@@ -49,14 +55,20 @@ class Meter:
 
     def reset(self) -> None:
         self.sums: dict[str, float] = {}
+        self.steps = 0
+        self.data_wait = 0.0
         self.start = time.perf_counter()
 
-    def add(self, sums: dict) -> None:
+    def add(self, sums: dict, data_wait: float = 0.0) -> None:
+        """Adds one step's sums, and the seconds it waited for its batch."""
         for key, value in sums.items():
             self.sums[key] = self.sums.get(key, 0.0) + float(value)
+        self.steps += 1
+        self.data_wait += data_wait
 
     def result(self) -> dict[str, float]:
-        """Mean loss, top-1/top-5 accuracy and images/s since the last reset."""
+        """Mean loss, top-1/top-5 accuracy, images/s, and seconds per step and waiting for
+        data per step, since the last reset."""
         count = self.sums.get("count", 0.0)
         if not count:
             return {}
@@ -66,4 +78,6 @@ class Meter:
             "top1": self.sums["top1"] / count,
             "top5": self.sums["top5"] / count,
             "images_per_sec": count / elapsed,
+            "step_time": elapsed / self.steps,
+            "data_wait": self.data_wait / self.steps,
         }

@@ -1,6 +1,7 @@
 """Training through the real Hydra entry point on the tiny debug config."""
 
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -69,8 +70,18 @@ def test_entry_point_trains_and_writes_checkpoints_and_tensorboard(tmp_path, cac
         if split == "val":
             steps = [e.step for e in acc.Tensors("top1")]
             assert steps == [10, 20]
-    assert {"loss", "top1", "top5", "lr", "images_per_sec"} <= tags["train"]
+    assert {"loss", "top1", "top5", "lr", "images_per_sec", "step_time", "data_wait"} <= tags[
+        "train"
+    ]
     assert {"loss", "top1", "top5"} <= tags["val"]
+
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    val_lines = [m for m in lines if m["split"] == "val"]
+    assert [m["step"] for m in val_lines] == [10, 20]
+    assert set(val_lines[0]) == {"split", "step", "loss", "top1", "top5"}
+    train_lines = [m for m in lines if m["split"] == "train"]
+    assert [m["step"] for m in train_lines] == list(range(2, 21, 2))
+    assert all(0 <= m["data_wait"] < m["step_time"] for m in train_lines)
 
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, cache):

@@ -67,9 +67,16 @@ class OptimConfig:
     base_batch_size: int = 128
     momentum: float = 0.9
     weight_decay: float = 5e-4  # on weights, not biases, as in the paper's update rule
-    decay_every_epochs: int = 30  # step schedule: lr *= decay_factor every this many epochs
+    # "step": lr *= decay_factor every decay_every_epochs; "plateau": the paper's rule,
+    # lr *= decay_factor when validation top-1 error stops improving; "cosine": to 0 at the end.
+    schedule: str = "step"
+    decay_every_epochs: int = 30
     decay_factor: float = 0.1
+    plateau_patience: int = 1  # evaluations without improvement before a drop
+    plateau_max_drops: int = 3  # the paper lowered the rate three times
+    plateau_min_delta: float = 0.0  # smaller top-1 error gains do not count as improvement
     warmup_epochs: float = 0.0  # linear warmup from lr / warmup_steps (large global batches)
+    label_smoothing: float = 0.0  # 0 is the paper's plain cross-entropy
 
 
 @dataclass
@@ -106,9 +113,15 @@ class DistributeConfig:
 
 @dataclass
 class PrecisionConfig:
-    # Keras dtype policy: "float32", or "mixed_bfloat16" (bf16 compute, float32
-    # weights; the logits, the loss and LRN stay float32).
+    # Keras dtype policy: "float32", "mixed_float16" (fp16 compute with dynamic loss
+    # scaling) or "mixed_bfloat16" (bf16 compute); weights, logits, the loss and LRN
+    # stay float32.
     policy: str = "float32"
+    # mixed_float16: the loss is multiplied by the scale before the backward pass; a
+    # step whose gradients overflow is skipped and the scale halved; after
+    # loss_scale_growth_steps finite steps in a row it is doubled.
+    initial_loss_scale: float = 32768.0
+    loss_scale_growth_steps: int = 2000
 
 
 @dataclass
@@ -128,7 +141,8 @@ BACKENDS = ("single", "mirrored", "multiworker", "horovod")
 CLUSTERS = ("tf_config", "slurm", "hosts")
 COLLECTIVES = ("auto", "ring", "nccl")
 INITS = ("paper", "he")
-POLICIES = ("float32", "mixed_bfloat16")
+POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
+SCHEDULES = ("step", "plateau", "cosine")
 SOURCES = ("shapes", "tfrecord")
 
 
@@ -162,6 +176,9 @@ def validate(cfg: Config) -> Config:
         "optim.lr",
         "optim.base_batch_size",
         "optim.decay_every_epochs",
+        "optim.plateau_patience",
+        "precision.initial_loss_scale",
+        "precision.loss_scale_growth_steps",
         "trainer.epochs",
         "trainer.max_steps",
         "trainer.log_every_steps",
@@ -205,6 +222,14 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay!r}")
     if cfg.optim.warmup_epochs < 0:
         raise ConfigError(f"optim.warmup_epochs must be >= 0, got {cfg.optim.warmup_epochs!r}")
+    if cfg.optim.schedule not in SCHEDULES:
+        raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {cfg.optim.schedule!r}")
+    if cfg.optim.plateau_max_drops < 0 or cfg.optim.plateau_min_delta < 0:
+        raise ConfigError("optim.plateau_max_drops and optim.plateau_min_delta must be >= 0")
+    if not 0 <= cfg.optim.label_smoothing < 1:
+        raise ConfigError(
+            f"optim.label_smoothing must be in [0, 1), got {cfg.optim.label_smoothing!r}"
+        )
     if not 0 < cfg.optim.decay_factor <= 1:
         raise ConfigError(f"optim.decay_factor must be in (0, 1], got {cfg.optim.decay_factor!r}")
     return cfg

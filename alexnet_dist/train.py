@@ -36,6 +36,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     # Import after validation: a config error should not wait for TensorFlow to load.
     from alexnet_dist.data.converter import ConversionError
     from alexnet_dist.data.schema import DataError
+    from alexnet_dist.training.checkpoint import CheckpointError
     from alexnet_dist.training.loop import NonFiniteLossError, train
 
     logging.getLogger("absl").setLevel(logging.WARNING)
@@ -44,7 +45,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         return train(schema_cfg, run_dir)
     except (config.ConfigError, ConversionError, DataError, FileNotFoundError) as e:
         raise SystemExit(f"alexnet-train: error: {e}") from None
-    except NonFiniteLossError as e:
+    except (NonFiniteLossError, CheckpointError) as e:
         raise SystemExit(f"alexnet-train: {e}") from None
 
 
@@ -86,6 +87,7 @@ def _hydra_main(cfg: DictConfig) -> None:
         f"top-5 {val.get('top5', float('nan')):.4f}\n"
         f"run directory  {result['run_dir']}\n"
         f"checkpoints    {', '.join(result['checkpoints'])}\n"
+        f"best           {result['best'] or '-'}\n"
         f"tensorboard    {result['tensorboard']}\n"
         f"view with      tensorboard --logdir {result['tensorboard']}",
         flush=True,

@@ -31,7 +31,7 @@ def images_per_second(args, policy: str, jit_compile: bool) -> float:
     try:
         runtime = create_runtime(DistributeConfig())
         model = build_alexnet(args.variant, 1000, args.image_size, args.width)
-        optimizer = build_optimizer(OptimConfig(), model, args.batch, 1000)
+        optimizer = build_optimizer(OptimConfig(), model, 0.01 * args.batch / 128)
         step = make_train_step(model, optimizer, runtime, args.batch, 5e-4, jit_compile)
         size = args.image_size or DEFAULT_IMAGE_SIZE[args.variant]
         batch = (

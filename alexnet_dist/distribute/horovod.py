@@ -61,11 +61,13 @@ class HorovodRuntime(Runtime):
         size, rank = self.hvd.size(), self.hvd.rank()
         return dataset_fn(tf.distribute.InputContext(size, rank, size))
 
-    def run_and_sum(self, fn, args):
-        results = fn(*args)
-        flat = tf.nest.flatten(results)
+    def all_reduce_sum(self, value):
+        flat = tf.nest.flatten(value)
         summed = self.hvd.grouped_allreduce(flat, op=self.hvd.Sum)
-        return tf.nest.pack_sequence_as(results, summed)
+        return tf.nest.pack_sequence_as(value, summed)
+
+    def run_and_sum(self, fn, args):
+        return self.all_reduce_sum(fn(*args))
 
     def reduce_gradients(self, grads):
         return self.hvd.grouped_allreduce(grads, op=self.hvd.Sum, compression=self.compression)

@@ -56,6 +56,10 @@ class Runtime(abc.ABC):
         of all workers. Call it inside a tf.function.
         """
 
+    @abc.abstractmethod
+    def all_reduce_sum(self, value: tf.Tensor) -> tf.Tensor:
+        """Inside a replica's step: the sum of `value` over all replicas, on every replica."""
+
     def reduce_gradients(self, grads: list) -> list:
         """Sums the gradients over replicas before the optimizer applies them.
 

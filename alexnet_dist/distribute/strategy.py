@@ -42,10 +42,12 @@ class StrategyRuntime(Runtime):
     def distribute_dataset(self, dataset_fn):
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
+    def all_reduce_sum(self, value):
+        return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+
     def run_and_sum(self, fn, args):
         def summed(*replica_args):
-            context = tf.distribute.get_replica_context()
-            return context.all_reduce(tf.distribute.ReduceOp.SUM, fn(*replica_args))
+            return self.all_reduce_sum(fn(*replica_args))
 
         # After the all-reduce every local replica holds the same sums: take the first.
         return self.strategy.experimental_local_results(self.strategy.run(summed, args=args))[0]

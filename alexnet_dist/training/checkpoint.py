@@ -1,5 +1,14 @@
-"""Checkpoints of the whole training state, and resume from the newest one in the run directory."""
+"""Checkpoints of the whole training state: the last K, the best by validation top-1, and resume.
 
+Writes are atomic through TensorFlow's protocol: a checkpoint's files are written
+under temporary names and renamed, and only then does the `checkpoint` state
+file (itself replaced atomically) name it. A crash mid-write leaves the previous
+checkpoint as the newest. If the newest is unreadable anyway (a truncated copy,
+a bad disk), resume moves it into `unreadable/` and falls back to the one before.
+"""
+
+import glob
+import json
 import logging
 import os
 import shutil
@@ -10,15 +19,25 @@ import tensorflow as tf
 
 log = logging.getLogger(__name__)
 
+BEST_NAME = "best"
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint in the run directory can be restored; the message names them."""
+
 
 class Checkpointer:
-    """Saves and restores model, optimizer (slots, step count) and epoch.
+    """Saves and restores model, optimizer (slots, step count), epoch and extra state.
 
     Every process restores from `directory`. Every process also saves, since with
     tf.distribute saving may take part in collectives, but only the chief saves
     into `directory`: the others (`write=False`) save into a scratch folder that
     they delete, so a multi-worker job keeps one set of checkpoints in its shared
     run directory.
+
+    `directory` keeps the newest `keep` checkpoints (ckpt-<step>) and, in
+    `directory/best/`, the one with the best validation top-1 so far, with its
+    metrics in best.json.
     """
 
     def __init__(
@@ -28,38 +47,100 @@ class Checkpointer:
         optimizer: keras.optimizers.Optimizer,
         keep: int,
         write: bool = True,
+        **state: tf.Module,
     ):
+        """`state`: further trackables to checkpoint (the plateau schedule, the loss scale)."""
         self.directory = directory
         self.write = write
+        self.keep = keep
         # The optimizer comes built (its slots exist), so restore fills them.
         self.optimizer = optimizer
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        # The step of the last evaluation: a run stopped between an epoch's last step
+        # and its evaluation evaluates first when it resumes (the plateau rule needs it).
+        self.evaluated_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="evaluated")
         # Dropout's random state is not among the model's checkpointed weights;
         # without it a resumed run would draw other masks than an uninterrupted one.
         rng = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
         self._checkpoint = tf.train.Checkpoint(
-            model=model, optimizer=optimizer, epoch=self.epoch, rng_states=rng
+            model=model,
+            optimizer=optimizer,
+            epoch=self.epoch,
+            evaluated_step=self.evaluated_step,
+            rng_states=rng,
+            **state,
         )
         self._scratch = None if write else tempfile.mkdtemp(prefix="alexnet-ckpt-")
-        self._manager = tf.train.CheckpointManager(
-            self._checkpoint,
-            directory if write else self._scratch,
-            max_to_keep=keep if write else 1,
-            checkpoint_name="ckpt",
+        root = directory if write else self._scratch
+        self._manager = self._make_manager(root, keep, "ckpt")
+        self._best = self._make_manager(os.path.join(root, BEST_NAME), 1, BEST_NAME)
+        self.best_top1 = self._read_best().get("top1", -1.0)
+
+    def _make_manager(self, directory: str, keep: int, name: str):
+        return tf.train.CheckpointManager(
+            self._checkpoint, directory, max_to_keep=keep if self.write else 1, checkpoint_name=name
         )
 
     @property
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
+    def _candidates(self) -> list[str]:
+        state = tf.train.get_checkpoint_state(self.directory)
+        return list(reversed(state.all_model_checkpoint_paths)) if state else []
+
     def restore_latest(self) -> str | None:
-        """Restores the newest checkpoint in the directory; returns its path, or None if none."""
-        path = tf.train.latest_checkpoint(self.directory)
-        if path is None:
-            return None
-        self._checkpoint.restore(path).assert_existing_objects_matched()
-        log.info("resumed from %s (step %d, epoch %d)", path, self.step, int(self.epoch.numpy()))
-        return path
+        """Restores the newest readable checkpoint in the directory; returns its path, or None.
+
+        Raises:
+            CheckpointError: there are checkpoints and none of them can be read.
+        """
+        candidates = self._candidates()
+        unreadable, reasons = [], []
+        for path in candidates:
+            path = path if os.path.isabs(path) else os.path.join(self.directory, path)
+            try:
+                self._checkpoint.restore(path).assert_existing_objects_matched()
+            # Readers fail in many ways on a damaged file (OpError, IndexError, ...);
+            # a mismatch with the model (AssertionError) is reported the same way.
+            except Exception as e:  # noqa: BLE001
+                reason = f"{type(e).__name__}: {str(e).strip().splitlines()[0][:200]}"
+                reasons.append(reason)
+                log.warning("checkpoint %s is unreadable (%s); trying the one before", path, reason)
+                unreadable.append(path)
+                continue
+            if unreadable:
+                self._set_aside(unreadable, path)
+                log.warning(
+                    "resumed from %s, an earlier checkpoint than the newest; the unreadable "
+                    "one(s) were moved to %s", path, os.path.join(self.directory, "unreadable"),
+                )  # fmt: skip
+            epoch = int(self.epoch.numpy())
+            log.info("resumed from %s (step %d, epoch %d)", path, self.step, epoch)
+            return path
+        if unreadable:
+            raise CheckpointError(
+                f"no checkpoint in {self.directory} can be restored (tried "
+                f"{', '.join(os.path.basename(p) for p in unreadable)}; the newest: "
+                f"{reasons[0]}); move them away to start over, or point hydra.run.dir at a "
+                "new directory"
+            )
+        return None
+
+    def _set_aside(self, unreadable: list[str], restored: str) -> None:
+        """Moves unreadable checkpoints out of the manager's way, keeping their files."""
+        if not self.write:
+            return
+        aside = os.path.join(self.directory, "unreadable")
+        os.makedirs(aside, exist_ok=True)
+        for prefix in unreadable:
+            for f in glob.glob(glob.escape(prefix) + ".*"):
+                shutil.move(f, os.path.join(aside, os.path.basename(f)))
+        remaining = [p for p in reversed(self._candidates()) if p not in unreadable]
+        tf.compat.v1.train.update_checkpoint_state(
+            self.directory, restored, all_model_checkpoint_paths=remaining
+        )
+        self._manager = self._make_manager(self.directory, self.keep, "ckpt")
 
     def save(self, epoch: int) -> str | None:
         """Saves a checkpoint numbered by the global step (chief only); returns its path.
@@ -68,12 +149,38 @@ class Checkpointer:
             epoch: completed epochs at this step.
         """
         self.epoch.assign(epoch)
-        if self._manager.latest_checkpoint and self._manager.latest_checkpoint.endswith(
-            f"-{self.step}"
-        ):
-            return self._manager.latest_checkpoint  # this step is saved already
+        latest = self._manager.latest_checkpoint
+        if latest and latest.endswith(f"-{self.step}"):
+            return latest if self.write else None  # this step is saved already
         path = self._manager.save(checkpoint_number=self.step)
         return path if self.write else None
+
+    def save_if_best(self, epoch: int, metrics: dict[str, float]) -> str | None:
+        """Keeps this state as `best/` if its validation top-1 beats every earlier one.
+
+        Every worker calls it with the same all-reduced metrics, so all take the
+        same branch (saving may be collective). Returns the path when saved.
+        """
+        if metrics["top1"] <= self.best_top1:
+            return None
+        self.best_top1 = metrics["top1"]
+        self.epoch.assign(epoch)
+        path = self._best.save(checkpoint_number=self.step)
+        if not self.write:
+            return None
+        info = {"path": os.path.basename(path), "step": self.step, "epoch": epoch, **metrics}
+        target = os.path.join(self.directory, BEST_NAME, "best.json")
+        with open(target + ".tmp", "w") as f:
+            json.dump(info, f, indent=1)
+        os.replace(target + ".tmp", target)
+        return path
+
+    def _read_best(self) -> dict:
+        try:
+            with open(os.path.join(self.directory, BEST_NAME, "best.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            return {}
 
     @property
     def saved(self) -> list[str]:
@@ -86,3 +193,12 @@ class Checkpointer:
 
 def checkpoint_dir(run_dir: str) -> str:
     return os.path.join(run_dir, "checkpoints")
+
+
+def best_checkpoint(run_dir_or_checkpoints: str) -> str | None:
+    """The best checkpoint's path prefix under a run (or its checkpoints) directory, if any."""
+    for directory in (run_dir_or_checkpoints, checkpoint_dir(run_dir_or_checkpoints)):
+        path = tf.train.latest_checkpoint(os.path.join(directory, BEST_NAME))
+        if path:
+            return path
+    return None

@@ -12,8 +12,9 @@ from alexnet_dist.data import schema, sources
 from alexnet_dist.data.pipeline import InputSpec, check_enough_shards, make_dataset
 from alexnet_dist.distribute import Runtime, create_runtime
 from alexnet_dist.models import build_alexnet
-from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
-from alexnet_dist.training.optimizer import build_optimizer
+from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint, checkpoint_dir
+from alexnet_dist.training.loss_scale import LossScale
+from alexnet_dist.training.optimizer import build_optimizer, build_schedule
 from alexnet_dist.training.preemption import EXIT_PREEMPTED, PreemptionFlag
 from alexnet_dist.training.step import make_eval_step, make_train_step
 from alexnet_dist.training.summaries import Meter, Summaries
@@ -117,20 +118,37 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
             tower_devices=cfg.model.tower_devices,
             init=cfg.model.init,
         )
-        optimizer = build_optimizer(cfg.optim, model, global_batch, steps_per_epoch)
+        schedule = build_schedule(cfg.optim, global_batch, steps_per_epoch, total_steps)
+        fp16 = cfg.precision.policy == "mixed_float16"
+        optimizer = build_optimizer(cfg.optim, model, schedule, skip_non_finite=fp16)
+        state = {}  # what else a resumed run must continue from
+        if schedule.plateau is not None:
+            state["plateau"] = schedule.plateau
+        loss_scale = None
+        if fp16:
+            loss_scale = state["loss_scale"] = LossScale(
+                cfg.precision.initial_loss_scale, cfg.precision.loss_scale_growth_steps
+            )
         checkpointer = Checkpointer(
             checkpoint_dir(run_dir),
             model,
             optimizer,
             cfg.trainer.keep_checkpoints,
             runtime.is_chief,
+            **state,
         )
     checkpointer.restore_latest()
     # Same start everywhere: rank 0's initial or restored weights and optimizer state.
-    runtime.broadcast_variables(model.variables + optimizer.variables + [checkpointer.epoch])
+    runtime.broadcast_variables(
+        model.variables
+        + optimizer.variables
+        + [checkpointer.epoch, checkpointer.evaluated_step]
+        + [v for module in state.values() for v in module.variables]
+    )
     train_step = make_train_step(
         model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
         jit_compile=cfg.trainer.jit_compile, stop_flag=preemption.flag,
+        label_smoothing=cfg.optim.label_smoothing, loss_scale=loss_scale,
     )  # fmt: skip
     eval_step = make_eval_step(model, runtime)
     summaries = Summaries(run_dir, write=runtime.is_chief)
@@ -145,7 +163,22 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
 
     step = checkpointer.step
     val: dict[str, float] = {}
-    val_step = -1
+
+    def evaluate_epoch() -> dict[str, float]:
+        metrics = evaluate(cfg, runtime, eval_step, data_dir)
+        summaries.scalars("val", step, metrics)
+        log.info(
+            "epoch %d/%d validation: loss %.4f  top-1 %.4f  top-5 %.4f",
+            math.ceil(step / steps_per_epoch), cfg.trainer.epochs, metrics["loss"],
+            metrics["top1"], metrics["top5"],
+        )  # fmt: skip
+        _after_evaluation(metrics, step, steps_per_epoch, schedule, checkpointer)
+        checkpointer.evaluated_step.assign(step)
+        return metrics
+
+    at_epoch_end = step > 0 and (step % steps_per_epoch == 0 or step == total_steps)
+    if at_epoch_end and int(checkpointer.evaluated_step.numpy()) != step:
+        val = evaluate_epoch()  # preempted between the epoch's last step and its evaluation
     while step < total_steps:
         epoch = step // steps_per_epoch
         epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
@@ -176,9 +209,8 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
                 )
             meter.add(sums, data_wait=waited)
             if step % cfg.trainer.log_every_steps == 0 or step == epoch_end:
-                _report(summaries, meter, optimizer, epoch, step, total_steps, cfg.trainer.epochs)
-            if step % cfg.trainer.checkpoint_every_steps == 0:
-                checkpointer.save(step // steps_per_epoch)
+                _report(summaries, meter, optimizer, loss_scale, epoch, step, total_steps,
+                        cfg.trainer.epochs)  # fmt: skip
             if stop:
                 path = checkpointer.save(step // steps_per_epoch)
                 log.warning(
@@ -192,14 +224,14 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
                                summaries, preempted=preemption.signal or "SIGTERM")  # fmt: skip
             if step >= epoch_end:
                 break
+            if step % cfg.trainer.checkpoint_every_steps == 0:
+                checkpointer.save(step // steps_per_epoch)
         if step % steps_per_epoch == 0 or step == total_steps:
-            val, val_step = evaluate(cfg, runtime, eval_step, data_dir), step
-            summaries.scalars("val", step, val)
-            log.info(
-                "epoch %d/%d validation: loss %.4f  top-1 %.4f  top-5 %.4f",
-                epoch + 1, cfg.trainer.epochs, val["loss"], val["top1"], val["top5"],
-            )  # fmt: skip
-    if val_step != step:  # resumed at the end: still report where the model stands
+            val = evaluate_epoch()
+        # After the evaluation, so that the checkpoint holds its plateau and best-so-far state.
+        if step % cfg.trainer.checkpoint_every_steps == 0:
+            checkpointer.save(step // steps_per_epoch)
+    if not val:  # resumed at the end: still report where the model stands
         val = evaluate(cfg, runtime, eval_step, data_dir)
     checkpointer.save(step // steps_per_epoch)
     checkpointer.close()
@@ -215,19 +247,46 @@ def _result(step, steps_per_epoch, val, run_dir, runtime, checkpointer, summarie
         "run_dir": run_dir,
         "is_chief": runtime.is_chief,
         "checkpoints": checkpointer.saved,
+        "best": best_checkpoint(run_dir) if runtime.is_chief else None,
         "tensorboard": summaries.logdir,
         "preempted": preempted,
     }
 
 
-def _report(summaries, meter, optimizer, epoch, step, total_steps, epochs):
+def _after_evaluation(val, step, steps_per_epoch, schedule, checkpointer) -> None:
+    """The plateau rule and the best checkpoint; the same decision on every worker.
+
+    `val` is summed over all workers, so each reaches the same verdict without
+    exchanging another message.
+    """
+    epoch = step // steps_per_epoch
+    if schedule.plateau is not None and schedule.plateau.update(1.0 - val["top1"]):
+        # A warning, so that every worker's log records the same decision.
+        log.warning(
+            "validation top-1 error %.4f has not improved on %.4f: learning rate divided by "
+            "%g at step %d (drop %d of at most %d)",
+            1.0 - val["top1"], float(schedule.plateau.best_error.numpy()),
+            1 / schedule.plateau.factor, step, int(schedule.plateau.drops.numpy()),
+            schedule.plateau.max_drops,
+        )  # fmt: skip
+    path = checkpointer.save_if_best(epoch, val)
+    if path:
+        log.info("best validation top-1 so far (%.4f): kept as %s", val["top1"], path)
+
+
+def _report(summaries, meter, optimizer, loss_scale, epoch, step, total_steps, epochs):
     values = meter.result()
     values["lr"] = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+    extra = ""
+    if loss_scale is not None:
+        values["loss_scale"] = float(loss_scale.scale.numpy())
+        values["skipped_steps"] = meter.sums.get("skipped", 0.0)
+        extra = f"  loss scale {values['loss_scale']:g} ({values['skipped_steps']:g} skipped)"
     summaries.scalars("train", step, values)
     log.info(
-        "epoch %d/%d step %d/%d  loss %.4f  top-1 %.4f  top-5 %.4f  lr %.4g  %.1f img/s",
+        "epoch %d/%d step %d/%d  loss %.4f  top-1 %.4f  top-5 %.4f  lr %.4g  %.1f img/s%s",
         epoch + 1, epochs, step, total_steps, values["loss"], values["top1"], values["top5"],
-        values["lr"], values["images_per_sec"],
+        values["lr"], values["images_per_sec"], extra,
     )  # fmt: skip
     meter.reset()
 

@@ -1,8 +1,11 @@
-"""SGD with momentum, the linear scaling rule, linear warmup and the step schedule."""
+"""SGD with momentum, the linear scaling rule, warmup and the step, plateau and cosine schedules."""
+
+import math
 
 import keras
+import tensorflow as tf
 
-from alexnet_dist.config import OptimConfig
+from alexnet_dist.config import SCHEDULES, OptimConfig
 
 
 def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
@@ -10,57 +13,167 @@ def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
     return cfg.lr * global_batch / cfg.base_batch_size
 
 
-@keras.saving.register_keras_serializable(package="alexnet_dist")
-class StepWithWarmup(keras.optimizers.schedules.LearningRateSchedule):
-    """lr * factor ** (step // decay_steps), ramped up linearly over the first warmup_steps.
+class Plateau(tf.Module):
+    """The paper's rule: divide the rate by 10 when the validation error stops improving.
 
-    The warmup (Goyal et al. 2017) starts at lr / warmup_steps, so that a large
-    global batch does not begin with the full scaled rate.
+    The state (current factor, best error, evaluations without improvement, drops
+    so far) lives in variables, so it is checkpointed with the model and a resumed
+    run continues the same schedule. `update` is a pure function of that state and
+    the validation error; the error is summed over all workers before it gets
+    here, so every worker takes the same decision at the same evaluation.
     """
 
-    def __init__(self, lr: float, decay_steps: int, factor: float, warmup_steps: int = 0):
+    def __init__(self, factor: float, patience: int, max_drops: int, min_delta: float):
+        super().__init__(name="plateau")
+        self.factor = factor
+        self.patience = patience
+        self.max_drops = max_drops
+        self.min_delta = min_delta
+        self.scale = tf.Variable(1.0, trainable=False, name="scale")
+        self.best_error = tf.Variable(
+            math.inf, dtype=tf.float64, trainable=False, name="best_error"
+        )
+        self.waited = tf.Variable(0, dtype=tf.int64, trainable=False, name="waited")
+        self.drops = tf.Variable(0, dtype=tf.int64, trainable=False, name="drops")
+
+    def update(self, error: float) -> bool:
+        """Records one evaluation's error; returns True when it divides the rate."""
+        if error < float(self.best_error.numpy()) - self.min_delta:
+            self.best_error.assign(error)
+            self.waited.assign(0)
+            return False
+        self.waited.assign_add(1)
+        if int(self.waited.numpy()) < self.patience or int(self.drops.numpy()) >= self.max_drops:
+            return False
+        self.scale.assign(self.scale * self.factor)
+        self.drops.assign_add(1)
+        self.waited.assign(0)
+        # Measure improvement at the new rate from the error reached at the old one.
+        return True
+
+
+class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
+    """The learning rate at a step: warmup, then the step, cosine or plateau schedule.
+
+    - step: lr * factor ** (step // decay_steps).
+    - cosine: lr * (1 + cos(pi * t)) / 2, t going from 0 after warmup to 1 at total_steps.
+    - plateau: lr * plateau.scale, lowered by `Plateau.update` after evaluations.
+
+    The warmup (Goyal et al. 2017) ramps linearly from lr / warmup_steps to lr over
+    the first warmup_steps, so that a large global batch does not begin at the
+    full scaled rate.
+    """
+
+    def __init__(
+        self,
+        lr: float,
+        kind: str = "step",
+        decay_steps: int = 1,
+        factor: float = 0.1,
+        warmup_steps: int = 0,
+        total_steps: int = 1,
+        plateau: Plateau | None = None,
+    ):
+        if kind not in SCHEDULES:
+            raise ValueError(f"unknown schedule {kind!r}; expected one of {SCHEDULES}")
+        if kind == "plateau" and plateau is None:
+            raise ValueError("the plateau schedule needs its Plateau state")
         self.lr = lr
+        self.kind = kind
         self.decay_steps = decay_steps
         self.factor = factor
         self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+        self.plateau = plateau
 
     def __call__(self, step):
         step = keras.ops.cast(step, "float32")
-        drops = keras.ops.floor(step / self.decay_steps)
-        lr = self.lr * keras.ops.power(self.factor, drops)
+        if self.kind == "step":
+            lr = self.lr * keras.ops.power(self.factor, keras.ops.floor(step / self.decay_steps))
+        elif self.kind == "cosine":
+            span = max(self.total_steps - self.warmup_steps, 1)
+            t = keras.ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
+            lr = self.lr * 0.5 * (1.0 + keras.ops.cos(math.pi * t))
+        else:
+            lr = self.lr * keras.ops.cast(self.plateau.scale, "float32")
         if self.warmup_steps:
             lr = lr * keras.ops.minimum(1.0, (step + 1.0) / self.warmup_steps)
         return lr
 
     def get_config(self):
+        # The plateau's state is in its variables (checkpointed), not in the config.
         return {
             "lr": self.lr,
+            "kind": self.kind,
             "decay_steps": self.decay_steps,
             "factor": self.factor,
             "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
         }
 
 
-def build_schedule(cfg: OptimConfig, global_batch: int, steps_per_epoch: int) -> StepWithWarmup:
-    """The schedule of `cfg` in steps, for this global batch and epoch length."""
-    return StepWithWarmup(
+def build_schedule(
+    cfg: OptimConfig, global_batch: int, steps_per_epoch: int, total_steps: int = 1
+) -> LearningRate:
+    """The schedule of `cfg` in steps, for this global batch, epoch length and run length."""
+    plateau = None
+    if cfg.schedule == "plateau":
+        plateau = Plateau(
+            cfg.decay_factor, cfg.plateau_patience, cfg.plateau_max_drops, cfg.plateau_min_delta
+        )
+    return LearningRate(
         scaled_lr(cfg, global_batch),
+        kind=cfg.schedule,
         decay_steps=cfg.decay_every_epochs * steps_per_epoch,
         factor=cfg.decay_factor,
         warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
+        total_steps=total_steps,
+        plateau=plateau,
     )
 
 
-def build_optimizer(
-    cfg: OptimConfig, model: keras.Model, global_batch: int, steps_per_epoch: int
-) -> keras.optimizers.Optimizer:
-    """SGD with momentum on the schedule, its slots built for `model`.
+class SkippingSGD(keras.optimizers.SGD):
+    """SGD with momentum whose update is a no-op for a gradient that is not finite.
 
-    Weight decay is applied by the train step. Call this in the runtime's scope:
-    the momenta are created here, next to their variables, and not lazily in the
-    first step, where a tf.distribute replica context cannot create them.
+    With dynamic loss scaling a step whose gradients overflowed must be skipped:
+    weights and momenta untouched. The step makes every gradient non-finite when
+    any gradient on any replica is (see training/step.py), so every variable skips
+    together. Choosing with `where` instead of a `tf.cond` around `apply_gradients`
+    keeps the all-reduce out of a conditional branch, which tf.distribute does
+    not allow and which would hang workers that disagreed.
     """
-    schedule = build_schedule(cfg, global_batch, steps_per_epoch)
-    optimizer = keras.optimizers.SGD(learning_rate=schedule, momentum=cfg.momentum)
+
+    def update_step(self, gradient, variable, learning_rate):
+        lr = keras.ops.cast(learning_rate, variable.dtype)
+        gradient = keras.ops.cast(gradient, variable.dtype)
+        finite = keras.ops.all(keras.ops.isfinite(gradient))
+        gradient = keras.ops.where(finite, gradient, keras.ops.zeros_like(gradient))
+        if not self.momentum:
+            self.assign_sub(variable, gradient * lr)  # zero where not finite
+            return
+        momentum = self.momentums[self._get_variable_index(variable)]
+        velocity = momentum * keras.ops.cast(self.momentum, variable.dtype) - gradient * lr
+        velocity = keras.ops.where(finite, velocity, momentum)
+        self.assign(momentum, velocity)
+        self.assign_add(variable, keras.ops.where(finite, velocity, keras.ops.zeros_like(velocity)))
+
+
+def build_optimizer(
+    cfg: OptimConfig,
+    model: keras.Model,
+    schedule: LearningRate | float,
+    skip_non_finite: bool = False,
+) -> keras.optimizers.Optimizer:
+    """SGD with momentum on `schedule`, its slots built for `model`.
+
+    Weight decay is applied by the train step. Call this (and build_schedule) in
+    the runtime's scope: the momenta and the plateau state are created there,
+    next to their variables, and not lazily in the first step, where a
+    tf.distribute replica context cannot create them. `skip_non_finite` (dynamic
+    loss scaling) leaves weights and momenta untouched in a step whose gradients
+    are not finite.
+    """
+    sgd = SkippingSGD if skip_non_finite else keras.optimizers.SGD
+    optimizer = sgd(learning_rate=schedule, momentum=cfg.momentum)
     optimizer.build(model.trainable_variables)
     return optimizer

@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from alexnet_dist.distribute import Runtime
+from alexnet_dist.training.loss_scale import LossScale
 
 Batch = tuple[tf.Tensor, tf.Tensor]
 
@@ -20,9 +21,13 @@ def decayed_variables(model: keras.Model) -> list:
     return [v for v in model.trainable_variables if len(v.shape) > 1]
 
 
-def _sums(labels, logits) -> dict[str, tf.Tensor]:
+def _sums(labels, logits, label_smoothing: float = 0.0) -> dict[str, tf.Tensor]:
     logits = tf.cast(logits, tf.float32)
-    per_example = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    log_probs = tf.nn.log_softmax(logits)
+    per_example = -tf.gather(log_probs, labels, batch_dims=1)
+    if label_smoothing:  # cross-entropy with (1 - e) on the label and e spread over all classes
+        uniform = -tf.reduce_mean(log_probs, axis=-1)
+        per_example = (1.0 - label_smoothing) * per_example + label_smoothing * uniform
     k = min(5, logits.shape[-1])
     return {
         "loss_sum": tf.reduce_sum(per_example),
@@ -40,6 +45,8 @@ def make_train_step(
     weight_decay: float,
     jit_compile: bool = False,
     stop_flag: tf.Variable | None = None,
+    label_smoothing: float = 0.0,
+    loss_scale: LossScale | None = None,
 ) -> Callable[[Batch], dict[str, tf.Tensor]]:
     """Returns a tf.function that trains on one global batch and returns global sums.
 
@@ -54,6 +61,12 @@ def make_train_step(
     and Horovod do their all-reduce. `stop_flag` (a host variable, 1.0 when a
     preemption signal arrived) is summed with the metrics as "stop", so that all
     workers learn of a signal at the same step.
+
+    With `loss_scale` (mixed_float16) the loss is scaled before the backward pass
+    and the gradients unscaled after it. Whether any gradient on any replica is
+    not finite is all-reduced first; if so, every gradient is made NaN, so that
+    the optimizer (a SkippingSGD) leaves every variable and momentum as it was on
+    every replica, and the scale is lowered. "skipped" is 1.0 for such a step.
     """
     variables = model.trainable_variables
     decayed = {id(v) for v in decayed_variables(model)}
@@ -62,9 +75,14 @@ def make_train_step(
     def forward_backward(images, labels):
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
-            sums = _sums(labels, logits)
+            sums = _sums(labels, logits, label_smoothing)
             loss = sums["loss_sum"] / global_batch
-        pairs = zip(tape.gradient(loss, variables), variables, strict=True)
+            if loss_scale is not None:
+                loss = loss * loss_scale.scale
+        grads = tape.gradient(loss, variables)
+        if loss_scale is not None:
+            grads = [g / loss_scale.scale for g in grads]
+        pairs = zip(grads, variables, strict=True)
         return [g + decay * v if id(v) in decayed else g for g, v in pairs], sums
 
     if jit_compile:
@@ -72,6 +90,12 @@ def make_train_step(
 
     def replica_step(images, labels):
         grads, sums = forward_backward(images, labels)
+        if loss_scale is not None:
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+            overflows = runtime.all_reduce_sum(1.0 - tf.cast(finite, tf.float32))
+            poison = tf.where(overflows > 0, float("nan"), 0.0)
+            grads = [g + poison for g in grads]
+            sums["skipped"] = tf.cast(overflows > 0, tf.float32) / runtime.num_replicas
         optimizer.apply_gradients(zip(runtime.reduce_gradients(grads), variables, strict=True))
         if stop_flag is not None:
             sums["stop"] = tf.identity(stop_flag)
@@ -79,7 +103,10 @@ def make_train_step(
 
     @tf.function
     def train_step(batch: Batch):
-        return runtime.run_and_sum(replica_step, batch)
+        sums = runtime.run_and_sum(replica_step, batch)
+        if loss_scale is not None:
+            loss_scale.update(sums["skipped"] < 0.5)
+        return sums
 
     return train_step
 

@@ -52,7 +52,7 @@ def run(cfg: DistributeConfig, steps: int, replica_batch: int) -> list[np.ndarra
     keras.utils.set_random_seed(0)
     with runtime.scope():
         model = build_alexnet("paper", CLASSES, IMAGE, width=0.125, dropout=0.0, init="he")
-        optimizer = build_optimizer(OptimConfig(lr=0.05), model, global_batch, max(steps, 1))
+        optimizer = build_optimizer(OptimConfig(), model, 0.05 * global_batch / 128)
     # A large decay, so that a wrong split of it between replicas shows in the weights.
     step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=0.05)
     for batch in runtime.distribute_dataset(dataset_fn) if steps else []:

@@ -8,6 +8,7 @@ import tensorflow as tf
 from alexnet_dist.config import DistributeConfig, OptimConfig
 from alexnet_dist.distribute import create_runtime
 from alexnet_dist.models import build_alexnet
+from alexnet_dist.training.loss_scale import LossScale
 from alexnet_dist.training.optimizer import build_optimizer
 from alexnet_dist.training.step import make_train_step
 
@@ -18,7 +19,7 @@ def one_step(jit_compile, policy="float32", steps=2):
         keras.utils.set_random_seed(0)
         runtime = create_runtime(DistributeConfig())
         model = build_alexnet("paper", 5, 67, width=0.125, dropout=0.0, init="he")
-        optimizer = build_optimizer(OptimConfig(lr=0.05), model, 8, 10)
+        optimizer = build_optimizer(OptimConfig(), model, 0.05 * 8 / 128)
         step = make_train_step(model, optimizer, runtime, 8, 5e-4, jit_compile=jit_compile)
         rng = np.random.default_rng(1)
         for _ in range(steps):
@@ -49,3 +50,85 @@ def test_mixed_bfloat16_computes_in_bf16_with_float32_weights_and_logits(jit_com
     keras.mixed_precision.set_dtype_policy("float32")
     logits = model(np.zeros((2, 67, 67, 3), np.float32))
     assert logits.dtype == tf.float32
+
+
+def fp16_setup(runtime, initial_scale, growth_steps=2000):
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    keras.utils.set_random_seed(0)
+    with runtime.scope():
+        model = build_alexnet("paper", 5, 67, width=0.125, dropout=0.0, init="he")
+        optimizer = build_optimizer(OptimConfig(), model, 0.05, skip_non_finite=True)
+        loss_scale = LossScale(initial_scale, growth_steps)
+    step = make_train_step(model, optimizer, runtime, 8, 5e-4, loss_scale=loss_scale)
+    return model, optimizer, loss_scale, step
+
+
+def state_of(model, optimizer):
+    return [v.numpy().copy() for v in model.trainable_variables + optimizer.variables[2:]]
+
+
+def batch(rng, poison=False):
+    images = rng.normal(0, 1, (8, 67, 67, 3)).astype(np.float32)
+    if poison:
+        images[4:] = np.inf  # the second half: replica 1 of 2
+    return tf.constant(images), tf.constant(rng.integers(0, 5, 8).astype(np.int32))
+
+
+def test_fp16_loss_scaling_skips_overflowing_steps_and_lowers_the_scale():
+    try:
+        runtime = create_runtime(DistributeConfig())
+        # 2**40 overflows float16 in the backward pass; the scale must come down.
+        model, optimizer, loss_scale, step = fp16_setup(runtime, 2.0**40, growth_steps=2)
+        assert model.get_layer("conv2_a").compute_dtype == "float16"
+        rng = np.random.default_rng(0)
+        initial = state_of(model, optimizer)
+        scales, skipped = [], []
+        for _ in range(30):
+            sums = step(batch(rng))
+            scales.append(float(loss_scale.scale.numpy()))
+            skipped.append(float(sums["skipped"]))
+            if not skipped[-1]:
+                break
+            for a, b in zip(initial, state_of(model, optimizer), strict=True):
+                np.testing.assert_array_equal(a, b)  # a skipped step changes nothing
+        assert skipped[0] == 1.0 and skipped[-1] == 0.0, skipped
+        assert scales == [2.0 ** (40 - i) for i in range(1, len(scales))] + [scales[-2]]
+        assert any(np.any(a != b) for a, b in zip(initial, state_of(model, optimizer)))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_loss_scale_doubles_after_growth_steps_and_never_drops_below_one():
+    scale = LossScale(4.0, growth_steps=3)
+    history = []
+    for finite in [True, True, True, True, False, False, False, False, True]:
+        scale.update(tf.constant(finite))
+        history.append(float(scale.scale.numpy()))
+    assert history == [4.0, 4.0, 8.0, 8.0, 4.0, 2.0, 1.0, 1.0, 1.0]
+
+
+def test_fp16_inf_gradients_on_one_replica_skip_the_step_on_all_replicas():
+    try:
+        runtime = create_runtime(DistributeConfig(backend="mirrored", devices=["/cpu:0", "/cpu:1"]))
+        model, optimizer, loss_scale, step = fp16_setup(runtime, 1024.0)
+        rng = np.random.default_rng(0)
+
+        def distributed(global_batch):
+            images, labels = global_batch  # each replica gets its half, in order
+            ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+            return next(iter(runtime.distribute_dataset(lambda ctx: ds)))
+
+        initial = state_of(model, optimizer)
+        sums = step(distributed(batch(rng, poison=True)))
+        assert float(sums["skipped"]) == 1.0
+        assert float(loss_scale.scale.numpy()) == 512.0
+        for a, b in zip(initial, state_of(model, optimizer), strict=True):
+            np.testing.assert_array_equal(a, b)
+        for variable in model.trainable_variables:  # both replicas' copies unchanged
+            first, second = variable.value.values
+            np.testing.assert_array_equal(first.numpy(), second.numpy())
+        sums = step(distributed(batch(rng)))
+        assert float(sums["skipped"]) == 0.0 and np.isfinite(float(sums["loss_sum"]))
+        assert any(np.any(a != b) for a, b in zip(initial, state_of(model, optimizer)))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")

@@ -60,7 +60,7 @@ def test_entry_point_trains_and_writes_checkpoints_and_tensorboard(tmp_path, cac
     assert any("optimizer" in n and "iteration" in n for n in names)
     assert reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE") == 2
     assert (run_dir / ".hydra" / "config.yaml").exists()
-    assert (run_dir / "train.log").read_text().count("validation") == 2
+    assert (run_dir / "train.log").read_text().count(" validation: loss") == 2
 
     tags = {}
     for split in ("train", "val"):
@@ -165,3 +165,80 @@ def test_sigterm_saves_a_checkpoint_and_exits_for_requeue(tmp_path, cache):
     assert again.returncode == 0, again.stderr[-3000:]
     assert f"ckpt-{stopped}" in again.stdout and "resumed from" in again.stdout
     assert f"finished at step {stopped + 2}" in again.stdout
+
+
+def test_plateau_schedule_fp16_loss_scaling_and_the_best_checkpoint(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    # min_delta 1: no evaluation after the first counts as an improvement, so the
+    # plateau rule divides the rate after evaluations 2 and 3 (patience 1).
+    result = train_in_process(
+        run_dir, cache, "precision=mixed_float16", "optim.schedule=plateau",
+        "optim.plateau_min_delta=1.0", "optim.label_smoothing=0.1", "trainer.epochs=3",
+        "trainer.keep_checkpoints=1",
+    )  # fmt: skip
+    assert result["step"] == 30
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    lr = {m["step"]: m["lr"] for m in lines if m["split"] == "train"}
+    base = lr[2]
+    assert all(lr[s] == pytest.approx(base) for s in range(2, 21, 2))
+    assert all(lr[s] == pytest.approx(base / 10) for s in range(22, 31, 2))
+    train = [m for m in lines if m["split"] == "train"]
+    assert all(m["loss_scale"] >= 1 and 0 <= m["skipped_steps"] <= 2 for m in train)
+
+    reader = tf.train.load_checkpoint(str(run_dir / "checkpoints" / "ckpt-30"))
+    assert reader.get_tensor("plateau/scale/.ATTRIBUTES/VARIABLE_VALUE") == pytest.approx(0.01)
+    assert reader.get_tensor("plateau/drops/.ATTRIBUTES/VARIABLE_VALUE") == 2
+    assert reader.get_tensor("loss_scale/scale/.ATTRIBUTES/VARIABLE_VALUE") >= 1
+
+    # keep_checkpoints=1 rotated the others away; the best one stays.
+    assert [os.path.basename(p) for p in result["checkpoints"]] == ["ckpt-30"]
+    val = [m for m in lines if m["split"] == "val"]
+    best = json.loads((run_dir / "checkpoints" / "best" / "best.json").read_text())
+    first_best = max(val, key=lambda m: (m["top1"], -m["step"]))
+    assert best["top1"] == first_best["top1"] and best["step"] == first_best["step"]
+    assert result["best"].endswith(f"best-{best['step']}")
+    assert os.path.exists(result["best"] + ".index")
+
+    acc = EventAccumulator(str(run_dir / "tensorboard" / "train"), size_guidance={"tensors": 0})
+    acc.Reload()
+    assert {"loss_scale", "skipped_steps"} <= set(acc.Tags()["tensors"])
+
+
+def test_unreadable_newest_checkpoint_falls_back_to_the_one_before(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    train_in_process(run_dir, cache)  # ckpt-10, ckpt-15, ckpt-20
+    ckpts = run_dir / "checkpoints"
+    (data,) = glob.glob(str(ckpts / "ckpt-20.data-*"))
+    with open(data, "r+b") as f:  # a truncated copy
+        f.truncate(os.path.getsize(data) // 2)
+
+    result = run_cli(
+        ["-m", "alexnet_dist.train", *tiny(cache), f"hydra.run.dir={run_dir}", "trainer.epochs=3"],
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout + result.stderr
+    assert f"checkpoint {ckpts}/ckpt-20 is unreadable" in out
+    assert f"resumed from {ckpts}/ckpt-15" in out
+    assert "finished at step 30" in result.stdout
+    assert (ckpts / "unreadable" / "ckpt-20.index").exists()  # set aside, not deleted
+    assert os.path.getsize(ckpts / "unreadable" / os.path.basename(data)) > 0
+    assert tf.train.latest_checkpoint(str(ckpts)).endswith("ckpt-30")
+    reader = tf.train.load_checkpoint(str(ckpts / "ckpt-20"))  # written again, readable
+    assert reader.get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE") == 2
+
+
+def test_no_readable_checkpoint_is_an_error_naming_them(tmp_path, cache):
+    run_dir = tmp_path / "run"
+    train_in_process(run_dir, cache, "trainer.max_steps=5")  # ckpt-5 only
+    for data in glob.glob(str(run_dir / "checkpoints" / "ckpt-5.data-*")):
+        with open(data, "r+b") as f:
+            f.truncate(10)
+    result = run_cli(
+        ["-m", "alexnet_dist.train", *tiny(cache), f"hydra.run.dir={run_dir}"], timeout=300
+    )
+    assert result.returncode == 1
+    assert f"no checkpoint in {run_dir}/checkpoints can be restored (tried ckpt-5;" in (
+        result.stderr
+    )
+    assert (run_dir / "checkpoints" / "ckpt-5.index").exists()  # nothing deleted

@@ -89,6 +89,8 @@ class TrainerConfig:
     seed: int = 0
     deterministic_ops: bool = False  # tf.config.experimental.enable_op_determinism
     jit_compile: bool = False  # XLA-compile each replica's forward and backward pass
+    # [first, last]: record a TensorBoard profile (Profile tab) of these steps, e.g. [20, 25]
+    profile_steps: list[int] | None = None
 
 
 @dataclass
@@ -185,6 +187,11 @@ def validate(cfg: Config) -> Config:
         "trainer.checkpoint_every_steps",
         "trainer.keep_checkpoints",
     )
+    profile = cfg.trainer.profile_steps
+    if profile is not None and (len(profile) != 2 or not 1 <= profile[0] <= profile[1]):
+        raise ConfigError(
+            f"trainer.profile_steps must be [first, last] with 1 <= first <= last, got {profile}"
+        )
     if cfg.model.variant not in VARIANTS:
         raise ConfigError(f"model.variant must be one of {VARIANTS}, got {cfg.model.variant!r}")
     if cfg.model.init not in INITS:

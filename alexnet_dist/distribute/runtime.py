@@ -72,6 +72,10 @@ class Runtime(abc.ABC):
         """Makes every process hold rank 0's values (a strategy keeps them in sync itself)."""
         return None
 
+    def first_replica(self, value: Any) -> Any:
+        """This process's first replica's part of a distributed value (for summaries)."""
+        return value
+
     def per_replica_batch(self, global_batch: int, key: str) -> int:
         """The per-replica share of a global batch; an error naming `key` if it does not divide."""
         if global_batch % self.num_replicas:

@@ -42,6 +42,11 @@ class StrategyRuntime(Runtime):
     def distribute_dataset(self, dataset_fn):
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
+    def first_replica(self, value):
+        return tf.nest.map_structure(
+            lambda v: self.strategy.experimental_local_results(v)[0], value
+        )
+
     def all_reduce_sum(self, value):
         return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
 

@@ -62,14 +62,17 @@ class Checkpointer:
         # Dropout's random state is not among the model's checkpointed weights;
         # without it a resumed run would draw other masks than an uninterrupted one.
         rng = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
-        self._checkpoint = tf.train.Checkpoint(
-            model=model,
-            optimizer=optimizer,
-            epoch=self.epoch,
-            evaluated_step=self.evaluated_step,
-            rng_states=rng,
-            **state,
-        )
+        # Restore must match the core state exactly (a different model is an error);
+        # the rest may be missing from a checkpoint, e.g. when a run switches to the
+        # plateau schedule or to mixed_float16 on resume: it then starts fresh.
+        self._core = {
+            "model": model,
+            "optimizer": optimizer,
+            "epoch": self.epoch,
+            "rng_states": rng,
+        }
+        self._optional = {"evaluated_step": self.evaluated_step, **state}
+        self._checkpoint = tf.train.Checkpoint(**self._core, **self._optional)
         self._scratch = None if write else tempfile.mkdtemp(prefix="alexnet-ckpt-")
         root = directory if write else self._scratch
         self._manager = self._make_manager(root, keep, "ckpt")
@@ -100,7 +103,7 @@ class Checkpointer:
         for path in candidates:
             path = path if os.path.isabs(path) else os.path.join(self.directory, path)
             try:
-                self._checkpoint.restore(path).assert_existing_objects_matched()
+                self._restore(path)
             # Readers fail in many ways on a damaged file (OpError, IndexError, ...);
             # a mismatch with the model (AssertionError) is reported the same way.
             except Exception as e:  # noqa: BLE001
@@ -126,6 +129,18 @@ class Checkpointer:
                 "new directory"
             )
         return None
+
+    def _restore(self, path: str) -> None:
+        tf.train.Checkpoint(**self._core).restore(path).assert_existing_objects_matched()
+        saved = {
+            name.split("/")[0]
+            for name in tf.train.load_checkpoint(path).get_variable_to_shape_map()
+        }
+        for name, trackable in self._optional.items():
+            if name in saved:
+                tf.train.Checkpoint(**{name: trackable}).restore(path).expect_partial()
+            else:
+                log.info("%s has no %s state; it starts afresh", path, name)
 
     def _set_aside(self, unreadable: list[str], restored: str) -> None:
         """Moves unreadable checkpoints out of the manager's way, keeping their files."""

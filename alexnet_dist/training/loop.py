@@ -1,5 +1,6 @@
 """The outer training loop: data, model and optimizer, steps, evaluation, checkpoints, summaries."""
 
+import dataclasses
 import logging
 import math
 import time
@@ -17,7 +18,7 @@ from alexnet_dist.training.loss_scale import LossScale
 from alexnet_dist.training.optimizer import build_optimizer, build_schedule
 from alexnet_dist.training.preemption import EXIT_PREEMPTED, PreemptionFlag
 from alexnet_dist.training.step import make_eval_step, make_train_step
-from alexnet_dist.training.summaries import Meter, Summaries
+from alexnet_dist.training.summaries import Meter, Summaries, conv1_filters, input_grid
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,8 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     )  # fmt: skip
     eval_step = make_eval_step(model, runtime)
     summaries = Summaries(run_dir, write=runtime.is_chief)
+    summaries.hparams(dataclasses.asdict(cfg), [("val", "top1"), ("val", "top5"), ("val", "loss")])
+    profile = cfg.trainer.profile_steps if runtime.is_chief else None
 
     log.info(
         "AlexNet %s: %s parameters, %d classes, input %dx%d; %d training images, "
@@ -173,6 +176,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
             metrics["top1"], metrics["top5"],
         )  # fmt: skip
         _after_evaluation(metrics, step, steps_per_epoch, schedule, checkpointer)
+        summaries.image("val", step, "conv1_filters", conv1_filters(model), _FILTERS_TEXT)
         checkpointer.evaluated_step.assign(step)
         return metrics
 
@@ -190,15 +194,26 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
             skip_batches=step - epoch * steps_per_epoch,
         )
         iterator = iter(batches)
+        first = True
         while True:
             waited = time.perf_counter()
             batch = next(iterator, None)
             if batch is None:
                 break
             waited = time.perf_counter() - waited
+            if first:  # what the network sees, after augmentation
+                images = runtime.first_replica(batch)[0].numpy()
+                grid = input_grid(images, cfg.data.mean, cfg.data.std)
+                summaries.image("train", step + 1, "augmented_inputs", grid, _INPUTS_TEXT)
+                first = False
             preemption.sync()
+            if profile and step + 1 == profile[0]:
+                tf.profiler.experimental.start(summaries.logdir)
             sums = train_step(batch)
             step += 1
+            if profile and step == profile[1]:
+                tf.profiler.experimental.stop()
+                log.info("profile of steps %d-%d written to %s", *profile, summaries.logdir)
             stop = float(sums.pop("stop")) > 0
             loss = float(sums["loss_sum"])
             if not math.isfinite(loss):
@@ -251,6 +266,13 @@ def _result(step, steps_per_epoch, val, run_dir, runtime, checkpointer, summarie
         "tensorboard": summaries.logdir,
         "preempted": preempted,
     }
+
+
+_INPUTS_TEXT = "The first training images of the epoch after crop, flip and lighting noise."
+_FILTERS_TEXT = (
+    "conv1 kernels, each scaled to [0, 1]; two towers: tower a above tower b "
+    "(the paper's Figure 3)."
+)
 
 
 def _after_evaluation(val, step, steps_per_epoch, schedule, checkpointer) -> None:

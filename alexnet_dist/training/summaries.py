@@ -1,11 +1,15 @@
-"""TensorBoard scalars and console progress; written by the chief only."""
+"""TensorBoard (scalars, images, hyperparameters, profiles) and metrics.jsonl; chief only."""
 
 import json
 import logging
+import math
 import os
 import time
 
+import keras
+import numpy as np
 import tensorflow as tf
+from tensorboard.plugins.hparams import api as hparams_api
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +41,29 @@ class Summaries:
         if self._write:
             with open(self.jsonl, "a") as f:
                 f.write(json.dumps({"split": split, "step": step, **values}) + "\n")
+
+    def image(self, split: str, step: int, name: str, image: np.ndarray, description: str) -> None:
+        """One image (height, width, 3) in [0, 1]."""
+        if self._write:
+            with self._writer(split).as_default(step=step):
+                tf.summary.image(name, image[None], step=step, description=description)
+
+    def hparams(self, config: dict, metrics: list[tuple[str, str]]) -> None:
+        """The run's flattened config in the HParams dashboard, next to its metrics.
+
+        Args:
+            config: nested config (dicts); lists and None become strings.
+            metrics: (split, tag) pairs of the scalars to compare runs by.
+        """
+        if not self._write:
+            return
+        flat = {k: _hparam_value(v) for k, v in _flatten(config).items()}
+        with self._writer("hparams").as_default():
+            hparams_api.hparams_config(
+                hparams=[hparams_api.HParam(k) for k in flat],
+                metrics=[hparams_api.Metric(tag, group=split) for split, tag in metrics],
+            )
+            hparams_api.hparams(flat, trial_id=os.path.basename(os.path.dirname(self.logdir)))
 
     def flush(self) -> None:
         for writer in self._writers.values():
@@ -81,3 +108,51 @@ class Meter:
             "step_time": elapsed / self.steps,
             "data_wait": self.data_wait / self.steps,
         }
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _hparam_value(value):
+    return value if isinstance(value, bool | int | float | str) else str(value)
+
+
+def tile(images: np.ndarray, columns: int, pad: int = 1) -> np.ndarray:
+    """(n, h, w, c) images -> one (rows*(h+pad)+pad, columns*(w+pad)+pad, c) grid, padding white."""
+    n, h, w, c = images.shape
+    rows = math.ceil(n / columns)
+    grid = np.ones((rows * (h + pad) + pad, columns * (w + pad) + pad, c), images.dtype)
+    for i, image in enumerate(images):
+        top, left = pad + (i // columns) * (h + pad), pad + (i % columns) * (w + pad)
+        grid[top : top + h, left : left + w] = image
+    return grid
+
+
+def input_grid(images, mean, std, count: int = 16) -> np.ndarray:
+    """The first `count` network inputs as the eye sees them: normalisation undone, in [0, 1]."""
+    images = np.asarray(images[:count], np.float32) * np.asarray(std) + np.asarray(mean)
+    return tile(np.clip(images / 255.0, 0.0, 1.0), columns=math.ceil(math.sqrt(len(images))))
+
+
+def conv1_filters(model: keras.Model, columns: int = 16) -> np.ndarray:
+    """The first layer's kernels as a grid, each scaled to [0, 1] (the paper's Figure 3).
+
+    The two-tower network shows tower a's filters above tower b's, as in the
+    figure, where the first GPU's were colour-agnostic and the second's
+    colour-specific.
+    """
+    towers = [layer for layer in model.layers if layer.name.startswith("conv1")]
+    grids = []
+    for layer in sorted(towers, key=lambda layer: layer.name):
+        kernel = np.transpose(keras.ops.convert_to_numpy(layer.kernel), (3, 0, 1, 2))
+        low = kernel.min(axis=(1, 2, 3), keepdims=True)
+        high = kernel.max(axis=(1, 2, 3), keepdims=True)
+        grids.append(tile((kernel - low) / np.maximum(high - low, 1e-12), columns))
+    return np.concatenate(grids, axis=0)

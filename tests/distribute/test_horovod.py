@@ -71,9 +71,9 @@ def test_launcher_trains_with_one_set_of_outputs(tmp_path):
     assert "2 replicas" in result.stdout
     assert result.stdout.count("finished at step 4") == 1  # only rank 0 reports
     ckpts = sorted(os.path.basename(p) for p in glob.glob(f"{run_dir}/**/*.index", recursive=True))
-    assert ckpts == ["ckpt-4.index"]
+    assert ckpts == ["best-4.index", "ckpt-4.index"]
     events = glob.glob(f"{run_dir}/tensorboard/*/events.out.tfevents.*")
-    assert len(events) == 2  # train and val, from rank 0 only
+    assert len(events) == 3  # hparams, train and val, from rank 0 only
     assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "worker-1.log").exists()
 
 

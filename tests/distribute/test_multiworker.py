@@ -51,20 +51,30 @@ def test_two_workers_train_write_one_set_of_outputs_and_resume(tmp_path, cache):
     assert out.count("finished at step") == 1  # one console: the chief's
 
     ckpts = sorted(os.path.basename(p) for p in glob.glob(f"{run_dir}/**/*.index", recursive=True))
-    assert ckpts == ["ckpt-4.index"]
+    assert ckpts == ["best-4.index", "ckpt-4.index"]
     events = glob.glob(f"{run_dir}/**/events.out.tfevents.*", recursive=True)
-    assert sorted(os.path.relpath(e, run_dir).split(os.sep)[1] for e in events) == ["train", "val"]
+    assert sorted(os.path.relpath(e, run_dir).split(os.sep)[1] for e in events) == [
+        "hparams",
+        "train",
+        "val",
+    ]
     assert (run_dir / ".hydra" / "config.yaml").exists()
     assert (run_dir / "train.log").exists() and (run_dir / "worker-1.log").exists()
 
-    # Resumed with the ring all-reduce instead of the default choice.
+    # Resumed with the ring all-reduce instead of the default choice, and the plateau
+    # rule (min_delta 1: the evaluation at step 12 cannot improve on the one at 10).
     code, out, err = finish(
-        launch(run_dir, cache, "trainer.max_steps=6", "distribute.collective=ring")
-    )
+        launch(run_dir, cache, "trainer.max_steps=12", "distribute.collective=ring",
+               "optim.schedule=plateau", "optim.plateau_min_delta=1.0")
+    )  # fmt: skip
     assert code == 0, err[-4000:]
     assert "resumed from" in out and "ckpt-4" in out
-    assert "finished at step 6" in out
-    assert (run_dir / "checkpoints" / "ckpt-6.index").exists()
+    assert "finished at step 12" in out
+    assert (run_dir / "checkpoints" / "ckpt-12.index").exists()
+    # Both workers took the same decision at the same step.
+    for log in ("train.log", "worker-1.log"):
+        text = (run_dir / log).read_text()
+        assert text.count("learning rate divided by 10 at step 12 (drop 1 of at most 3)") == 1
 
 
 def _children(pid):

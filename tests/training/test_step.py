@@ -93,7 +93,7 @@ def test_fp16_loss_scaling_skips_overflowing_steps_and_lowers_the_scale():
                 np.testing.assert_array_equal(a, b)  # a skipped step changes nothing
         assert skipped[0] == 1.0 and skipped[-1] == 0.0, skipped
         assert scales == [2.0 ** (40 - i) for i in range(1, len(scales))] + [scales[-2]]
-        assert any(np.any(a != b) for a, b in zip(initial, state_of(model, optimizer)))
+        assert any(np.any(a != b) for a, b in zip(initial, state_of(model, optimizer), strict=True))
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
 
@@ -129,6 +129,6 @@ def test_fp16_inf_gradients_on_one_replica_skip_the_step_on_all_replicas():
             np.testing.assert_array_equal(first.numpy(), second.numpy())
         sums = step(distributed(batch(rng)))
         assert float(sums["skipped"]) == 0.0 and np.isfinite(float(sums["loss_sum"]))
-        assert any(np.any(a != b) for a, b in zip(initial, state_of(model, optimizer)))
+        assert any(np.any(a != b) for a, b in zip(initial, state_of(model, optimizer), strict=True))
     finally:
         keras.mixed_precision.set_dtype_policy("float32")

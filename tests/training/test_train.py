@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 from hydra import compose, initialize_config_module
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams.plugin_data_pb2 import HParamsPluginData
 
 from alexnet_dist.train import run
 from alexnet_dist.training.preemption import EXIT_PREEMPTED
@@ -39,8 +40,10 @@ def cache(tmp_path_factory):
 def test_entry_point_trains_and_writes_checkpoints_and_tensorboard(tmp_path, cache):
     run_dir = tmp_path / "run"
     result = run_cli(
-        ["-m", "alexnet_dist.train", *tiny(cache), f"hydra.run.dir={run_dir}"], timeout=300
-    )
+        ["-m", "alexnet_dist.train", *tiny(cache), f"hydra.run.dir={run_dir}",
+         "trainer.profile_steps=[3,4]"],
+        timeout=300,
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:]
     out = result.stdout
     assert f"run directory  {run_dir}" in out
@@ -73,7 +76,30 @@ def test_entry_point_trains_and_writes_checkpoints_and_tensorboard(tmp_path, cac
     assert {"loss", "top1", "top5", "lr", "images_per_sec", "step_time", "data_wait"} <= tags[
         "train"
     ]
-    assert {"loss", "top1", "top5"} <= tags["val"]
+    assert {"loss", "top1", "top5", "conv1_filters"} <= tags["val"]
+    assert "augmented_inputs" in tags["train"]
+    images = {}
+    for split, tag in (("train", "augmented_inputs"), ("val", "conv1_filters")):
+        acc = EventAccumulator(str(run_dir / "tensorboard" / split), size_guidance={"tensors": 0})
+        acc.Reload()
+        events = acc.Tensors(tag)
+        png = tf.make_ndarray(events[-1].tensor_proto)[2]  # width, height, PNG bytes
+        images[tag] = ([e.step for e in events], tf.io.decode_png(png).shape)
+    # Each epoch's first batch: 16 crops of 67 px in a 4 x 4 grid with 1 px borders.
+    assert images["augmented_inputs"] == ([1, 11], (4 * 68 + 1, 4 * 68 + 1, 3))
+    # width 0.125: 6 conv1 filters of 11 x 11 per tower, one row of 16 per tower, a above b.
+    assert images["conv1_filters"] == ([10, 20], (2 * 13, 16 * 12 + 1, 3))
+    acc = EventAccumulator(str(run_dir / "tensorboard" / "hparams"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(content)
+    start = HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = start.session_start_info.hparams
+    assert hparams["optim.lr"].number_value == pytest.approx(0.01)
+    assert hparams["model.variant"].string_value == "paper"
+    experiment = HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert {m.name.tag for m in experiment.metric_infos} == {"top1", "top5", "loss"}
+    assert glob.glob(str(run_dir / "tensorboard" / "plugins" / "profile" / "*" / "*.xplane.pb"))
 
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     val_lines = [m for m in lines if m["split"] == "val"]

@@ -59,6 +59,8 @@ class DataConfig:
     mean: list[float] = field(default_factory=lambda: list(stats.IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(stats.PIXEL_STD))
     deterministic: bool = True  # fixed element order (needed for exact resume)
+    lighting_std: float = 0.0  # the paper's PCA colour noise in training (0.1); 0 is off
+    eval_crops: int = 1  # validation: 1 (centre crop) or 10 (the paper's 10-crop)
 
 
 @dataclass
@@ -209,6 +211,10 @@ def validate(cfg: Config) -> Config:
         )
     if len(cfg.data.mean) != 3 or len(cfg.data.std) != 3:
         raise ConfigError("data.mean and data.std must have one value per RGB channel")
+    if cfg.data.eval_crops not in (1, 10):
+        raise ConfigError(f"data.eval_crops must be 1 or 10, got {cfg.data.eval_crops!r}")
+    if cfg.data.lighting_std < 0:
+        raise ConfigError(f"data.lighting_std must be >= 0, got {cfg.data.lighting_std!r}")
     if any(s <= 0 for s in cfg.data.std):
         raise ConfigError(f"data.std must be positive, got {cfg.data.std}")
     _validate_distribute(cfg.distribute)

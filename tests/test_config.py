@@ -2,6 +2,7 @@
 
 import importlib.resources
 import itertools
+import re
 
 import pytest
 from hydra import compose, initialize_config_module
@@ -52,6 +53,20 @@ def test_default_is_the_demo():
     assert cfg.data.source == "shapes"
 
 
+def test_paper_imagenet_is_the_papers_recipe():
+    cfg = OmegaConf.to_object(compose_cfg(["experiment=paper_imagenet", "data.dir=/records"]))
+    config.validate(cfg)
+    assert (cfg.model.variant, cfg.model.width, cfg.model.image_size) == ("paper", 1.0, 227)
+    assert (cfg.model.init, cfg.model.dropout) == ("paper", 0.5)
+    assert (cfg.data.source, cfg.data.resize_size, cfg.data.std) == ("tfrecord", 256, [1, 1, 1])
+    data = cfg.data
+    assert (data.global_batch_size, data.lighting_std, data.eval_crops) == (128, 0.1, 10)
+    optim = cfg.optim
+    assert (optim.lr, optim.momentum, optim.weight_decay) == (0.01, 0.9, 5e-4)
+    assert (optim.schedule, optim.decay_factor, optim.plateau_max_drops) == ("plateau", 0.1, 3)
+    assert cfg.trainer.epochs == 90 and cfg.name == "paper_imagenet"
+
+
 def test_unknown_key_and_wrong_type_fail_in_composition():
     with pytest.raises(Exception, match="batchsize"):
         compose_cfg(["data.batchsize=3"])
@@ -69,13 +84,19 @@ def test_unknown_key_and_wrong_type_fail_in_composition():
         (["data=tfrecord"], "data.dir"),
         (["optim.momentum=1.5"], "optim.momentum"),
         (["trainer.max_steps=0"], "trainer.max_steps must be positive"),
+        (["optim.schedule=exponential"], "optim.schedule must be one of"),
+        (["optim.label_smoothing=1.0"], "optim.label_smoothing must be in [0, 1)"),
+        (["data.eval_crops=5"], "data.eval_crops must be 1 or 10"),
+        (["precision.policy=float16"], "precision.policy must be one of"),
+        (["trainer.profile_steps=[5,2]"], "trainer.profile_steps must be [first, last]"),
+        (["precision=mixed_float16", "precision.initial_loss_scale=0"], "initial_loss_scale"),
     ],
 )
 def test_validate_names_the_key(overrides, key):
     cfg = compose_cfg(overrides)
     if OmegaConf.is_missing(cfg.data, "dir"):
         cfg.data.dir = None
-    with pytest.raises(config.ConfigError, match=key.replace(".", r"\.").replace("[", r"\[")):
+    with pytest.raises(config.ConfigError, match=re.escape(key)):
         config.validate(OmegaConf.to_object(cfg))
 
 

@@ -7,7 +7,7 @@ uninterrupted run would have seen.
 
 import tensorflow as tf
 
-from alexnet_dist.data.stats import IMAGENET_MEAN, PIXEL_STD
+from alexnet_dist.data.stats import IMAGENET_MEAN, PCA_EIGENVALUES, PCA_EIGENVECTORS, PIXEL_STD
 
 
 def resize_shorter_side(image: tf.Tensor, size: int) -> tf.Tensor:
@@ -37,6 +37,39 @@ def random_crop_and_flip(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> t
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     image = tf.image.stateless_random_crop(image, [crop_size, crop_size, 3], seed=crop_seed)
     return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+
+
+def lighting(image: tf.Tensor, std: float, seed: tf.Tensor) -> tf.Tensor:
+    """The paper's PCA colour noise: adds sum_i alpha_i * lambda_i * p_i to every pixel.
+
+    alpha_i ~ N(0, std) (0.1 in the paper) is drawn once per image from `seed`;
+    lambda_i, p_i are the eigenvalues and eigenvectors of ImageNet's RGB
+    covariance, for pixels in [0, 1], hence the factor 255 for 0-255 pixels.
+
+    Args:
+        image: float32 (height, width, 3) in 0-255 pixel units.
+    """
+    alpha = tf.random.stateless_normal([3], seed, stddev=std)
+    eigenvectors = tf.constant(PCA_EIGENVECTORS, tf.float32)
+    shift = tf.linalg.matvec(eigenvectors, alpha * tf.constant(PCA_EIGENVALUES, tf.float32))
+    return image + 255.0 * shift
+
+
+def ten_crops(image: tf.Tensor, crop_size: int) -> tf.Tensor:
+    """The paper's test-time crops: from the central square, its four corner crops and
+    centre crop, then the same five mirrored; (10, crop_size, crop_size, 3)."""
+    shape = tf.shape(image)
+    side = tf.minimum(shape[0], shape[1])
+    square = center_crop(image, side)
+    far = side - crop_size
+    offsets = [(0, 0), (0, far), (far, 0), (far, far), (far // 2, far // 2)]
+    crops = tf.stack(
+        [
+            tf.image.crop_to_bounding_box(square, t, left, crop_size, crop_size)
+            for t, left in offsets
+        ]
+    )
+    return tf.concat([crops, tf.reverse(crops, axis=[2])], axis=0)
 
 
 def center_crop(image: tf.Tensor, crop_size: int) -> tf.Tensor:

@@ -34,6 +34,8 @@ class InputSpec:
     mean: tuple[float, ...] = stats.IMAGENET_MEAN
     std: tuple[float, ...] = stats.PIXEL_STD
     deterministic: bool = True
+    lighting_std: float = 0.0  # training: the paper's PCA colour noise (0.1); 0 is off
+    eval_crops: int = 1  # evaluation: 1 (centre) or 10 (the paper's corners, centre, flips)
 
 
 def list_shards(data_dir: str, split: str) -> list[str]:
@@ -79,7 +81,8 @@ def make_dataset(
             a disjoint subset of the shards.
 
     Returns:
-        A dataset of (images float32 [batch, crop, crop, 3], labels int32 [batch]).
+        A dataset of (images float32 [batch, crop, crop, 3], labels int32 [batch]);
+        images are [batch, 10, crop, crop, 3] in evaluation with `eval_crops=10`.
     """
     if spec.crop_size > spec.resize_size:
         raise ValueError(
@@ -109,14 +112,22 @@ def make_dataset(
             image = augment.resize_shorter_side(_decode(features), spec.resize_size)
             # Distinct per worker: position `index` of each worker's stream is another image.
             seed = tf.stack([tf.constant(epoch_seed, tf.int64), index * workers + worker])
-            image = augment.random_crop_and_flip(image, spec.crop_size, seed)
+            crop_seed, lighting_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            image = augment.random_crop_and_flip(image, spec.crop_size, crop_seed)
+            if spec.lighting_std:
+                image = augment.lighting(
+                    tf.cast(image, tf.float32), spec.lighting_std, lighting_seed
+                )
             return augment.normalize(image, spec.mean, spec.std), _label(features)
     else:
 
         def preprocess(serialized):
             features = schema.parse(serialized)
             image = augment.resize_shorter_side(_decode(features), spec.resize_size)
-            image = augment.center_crop(image, spec.crop_size)
+            if spec.eval_crops == 10:
+                image = augment.ten_crops(image, spec.crop_size)
+            else:
+                image = augment.center_crop(image, spec.crop_size)
             return augment.normalize(image, spec.mean, spec.std), _label(features)
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=spec.deterministic)
@@ -143,9 +154,9 @@ def _pad_to_equal_steps(ds, spec: InputSpec, files: list[str], workers: int) -> 
         sum(counts[os.path.basename(f)] for f in files[w::workers]) for w in range(workers)
     ]
     steps = max(-(-n // spec.batch_size) for n in per_worker)
-    crop = spec.crop_size
+    image_shape = ds.element_spec[0].shape[1:]  # (crop, crop, 3), or (10, crop, crop, 3)
     empty = tf.data.Dataset.from_tensors(
-        (tf.zeros([0, crop, crop, 3], tf.float32), tf.zeros([0], tf.int32))
+        (tf.zeros([0, *image_shape], tf.float32), tf.zeros([0], tf.int32))
     )
     return ds.concatenate(empty.repeat()).take(steps)
 

@@ -36,6 +36,8 @@ def _input_spec(cfg: Config, data_dir: str, training: bool, batch_size: int) -> 
         mean=tuple(cfg.data.mean),
         std=tuple(cfg.data.std),
         deterministic=cfg.data.deterministic,
+        lighting_std=cfg.data.lighting_std,
+        eval_crops=cfg.data.eval_crops,
     )
 
 

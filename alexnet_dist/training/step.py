@@ -21,18 +21,17 @@ def decayed_variables(model: keras.Model) -> list:
     return [v for v in model.trainable_variables if len(v.shape) > 1]
 
 
-def _sums(labels, logits, label_smoothing: float = 0.0) -> dict[str, tf.Tensor]:
-    logits = tf.cast(logits, tf.float32)
-    log_probs = tf.nn.log_softmax(logits)
+def _sums(labels, log_probs, label_smoothing: float = 0.0) -> dict[str, tf.Tensor]:
+    """Summed loss, top-1 and top-5 hits, and count, from float32 log-probabilities."""
     per_example = -tf.gather(log_probs, labels, batch_dims=1)
     if label_smoothing:  # cross-entropy with (1 - e) on the label and e spread over all classes
         uniform = -tf.reduce_mean(log_probs, axis=-1)
         per_example = (1.0 - label_smoothing) * per_example + label_smoothing * uniform
-    k = min(5, logits.shape[-1])
+    k = min(5, log_probs.shape[-1])
     return {
         "loss_sum": tf.reduce_sum(per_example),
-        "top1": tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32)),
-        "top5": tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, k), tf.float32)),
+        "top1": tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, log_probs, 1), tf.float32)),
+        "top5": tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, log_probs, k), tf.float32)),
         "count": tf.cast(tf.shape(labels)[0], tf.float32),
     }
 
@@ -74,8 +73,8 @@ def make_train_step(
 
     def forward_backward(images, labels):
         with tf.GradientTape() as tape:
-            logits = model(images, training=True)
-            sums = _sums(labels, logits, label_smoothing)
+            log_probs = tf.nn.log_softmax(tf.cast(model(images, training=True), tf.float32))
+            sums = _sums(labels, log_probs, label_smoothing)
             loss = sums["loss_sum"] / global_batch
             if loss_scale is not None:
                 loss = loss * loss_scale.scale
@@ -111,11 +110,23 @@ def make_train_step(
     return train_step
 
 
+def predict_log_probs(model: keras.Model, images: tf.Tensor) -> tf.Tensor:
+    """Log class probabilities; for multi-crop input (batch, crops, h, w, 3) the paper's
+    rule: the softmax averaged over the crops of each image."""
+    if images.shape.rank == 4:
+        return tf.nn.log_softmax(tf.cast(model(images, training=False), tf.float32))
+    shape = tf.shape(images)
+    flat = tf.reshape(images, tf.concat([[-1], shape[2:]], axis=0))
+    probs = tf.nn.softmax(tf.cast(model(flat, training=False), tf.float32))
+    probs = tf.reshape(probs, [shape[0], shape[1], -1])
+    return tf.math.log(tf.reduce_mean(probs, axis=1))
+
+
 def make_eval_step(model: keras.Model, runtime: Runtime) -> Callable[[Batch], dict[str, tf.Tensor]]:
-    """Returns a tf.function that evaluates one batch and returns global sums."""
+    """Returns a tf.function that evaluates one batch (single or multi-crop): global sums."""
 
     def replica_step(images, labels):
-        return _sums(labels, model(images, training=False))
+        return _sums(labels, predict_log_probs(model, images))
 
     # The last validation batch is smaller: one extra trace, not one per shape.
     @tf.function(reduce_retracing=True)

@@ -123,3 +123,61 @@ def test_eval_workers_run_equal_steps_and_count_every_image_once(shapes_records)
         labels.extend(np.concatenate([b[1] for b in batches]).tolist())
     assert len(set(steps)) == 1  # all take part in every summed step
     assert sorted(labels) == sorted([c for c in range(10) for _ in range(3)])
+
+
+def test_ten_crops_equal_the_crops_taken_by_hand():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (80, 90, 3)).astype(np.uint8)  # centre square: columns 5-84
+    crops = augment.ten_crops(tf.constant(image), 67).numpy()
+    square = image[:, 5:85]
+    f = 80 - 67
+    by_hand = [
+        square[:67, :67], square[:67, f:], square[f:, :67], square[f:, f:],
+        square[f // 2 : f // 2 + 67, f // 2 : f // 2 + 67],
+    ]  # fmt: skip
+    by_hand += [c[:, ::-1] for c in by_hand]
+    assert crops.shape == (10, 67, 67, 3)
+    for got, want in zip(crops, by_hand, strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_pca_lighting_shifts_every_pixel_along_the_eigenvectors_by_alpha_lambda():
+    image = tf.fill([5, 6, 3], 100.0) + tf.random.stateless_uniform([5, 6, 3], [1, 2]) * 50
+    eigenvectors = np.array(stats.PCA_EIGENVECTORS)
+    alphas = []
+    for i in range(400):
+        seed = tf.constant([7, i], tf.int64)
+        shift = (augment.lighting(image, 0.1, seed) - image).numpy()
+        # The same RGB offset on every pixel of the image...
+        np.testing.assert_allclose(shift, np.broadcast_to(shift[0, 0], shift.shape), atol=1e-4)
+        # ...equal to 255 * P (alpha * lambda) for the alpha drawn from this image's seed.
+        alpha = tf.random.stateless_normal([3], seed, stddev=0.1).numpy()
+        want = 255 * eigenvectors @ (alpha * np.array(stats.PCA_EIGENVALUES))
+        np.testing.assert_allclose(shift[0, 0], want, rtol=1e-4, atol=1e-4)
+        alphas.append(np.linalg.solve(eigenvectors, shift[0, 0] / 255) / stats.PCA_EIGENVALUES)
+    # alpha ~ N(0, 0.1): the largest component moves pixels by ~0.1 * 0.2175 * 255 = 5.5.
+    assert np.std(alphas, axis=0) == pytest.approx([0.1, 0.1, 0.1], rel=0.15)
+    assert np.abs(np.mean(alphas, axis=0)).max() < 0.02
+
+
+def test_training_with_lighting_differs_only_by_a_per_image_colour_shift(shapes_records):
+    records, _ = shapes_records
+    plain = next(iter(make_dataset(spec(records))))[0].numpy()
+    lit = next(iter(make_dataset(spec(records, lighting_std=0.1))))[0].numpy()
+    shift = lit - plain  # same crops and flips: the seeds are shared
+    per_image = shift.reshape(8, -1, 3)
+    np.testing.assert_allclose(per_image, per_image[:, :1].repeat(per_image.shape[1], 1), atol=1e-3)
+    assert np.all(np.abs(per_image[:, 0]).max(axis=1) > 0.01)
+
+
+def test_ten_crop_evaluation_batches_and_pads_every_worker(shapes_records):
+    records, _ = shapes_records
+    val = spec(records, split="val", training=False, batch_size=4, eval_crops=10)
+    steps, count = [], 0
+    for worker in range(3):
+        ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=worker)
+        batches = list(make_dataset(val, input_context=ctx))
+        steps.append(len(batches))
+        assert all(b[0].shape[1:] == (10, 67, 67, 3) for b in batches)
+        count += sum(int(b[1].shape[0]) for b in batches)
+    assert len(set(steps)) == 1 and count == 30

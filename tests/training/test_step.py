@@ -10,7 +10,7 @@ from alexnet_dist.distribute import create_runtime
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.training.loss_scale import LossScale
 from alexnet_dist.training.optimizer import build_optimizer
-from alexnet_dist.training.step import make_train_step
+from alexnet_dist.training.step import make_train_step, predict_log_probs
 
 
 def one_step(jit_compile, policy="float32", steps=2):
@@ -132,3 +132,13 @@ def test_fp16_inf_gradients_on_one_replica_skip_the_step_on_all_replicas():
         assert any(np.any(a != b) for a, b in zip(initial, state_of(model, optimizer), strict=True))
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_multi_crop_prediction_averages_the_softmax_over_crops():
+    keras.utils.set_random_seed(0)
+    model = build_alexnet("owt", 5, 67, width=0.125, dropout=0.0, init="he")
+    crops = tf.random.stateless_normal([2, 10, 67, 67, 3], [0, 1])
+    got = predict_log_probs(model, crops).numpy()
+    for i in range(2):
+        probs = tf.nn.softmax(model(crops[i], training=False)).numpy()
+        np.testing.assert_allclose(np.exp(got[i]), probs.mean(axis=0), rtol=1e-5)

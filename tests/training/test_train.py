@@ -268,3 +268,23 @@ def test_no_readable_checkpoint_is_an_error_naming_them(tmp_path, cache):
         result.stderr
     )
     assert (run_dir / "checkpoints" / "ckpt-5.index").exists()  # nothing deleted
+
+
+def test_paper_imagenet_recipe_runs_end_to_end_on_small_records(tmp_path, shapes_records):
+    records, cache = shapes_records
+    # The overlay as users run it, shrunk: 10-crop evaluation, PCA lighting, plateau
+    # schedule and paper init on the session's small records.
+    with initialize_config_module("alexnet_dist.conf", version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                "experiment=paper_imagenet", f"data.dir={records}", "model.width=0.125",
+                "model.image_size=67", "data.resize_size=72", "data.global_batch_size=16",
+                "data.eval_batch_size=10", "trainer.epochs=2", "trainer.log_every_steps=1",
+            ],
+        )  # fmt: skip
+    result = run(cfg, str(tmp_path / "run"))
+    assert result["step"] == 2 * (120 // 16)
+    assert 0.0 <= result["val"]["top1"] <= 1.0 and np.isfinite(result["val"]["loss"])
+    reader = tf.train.load_checkpoint(result["checkpoints"][-1])
+    assert reader.get_tensor("plateau/best_error/.ATTRIBUTES/VARIABLE_VALUE") <= 1.0

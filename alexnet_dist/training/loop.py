@@ -8,6 +8,7 @@ import time
 import keras
 import tensorflow as tf
 
+from alexnet_dist import runs
 from alexnet_dist.config import Config, ConfigError
 from alexnet_dist.data import schema, sources
 from alexnet_dist.data.pipeline import InputSpec, check_enough_shards, make_dataset
@@ -98,6 +99,8 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
 
     data_dir = sources.records_dir(cfg.data)
     labels = schema.read_labels(data_dir)
+    if runtime.is_chief:  # for alexnet-eval and alexnet-export
+        runs.write_run_info(run_dir, cfg, labels)
     for split in (cfg.data.train_split, cfg.data.val_split):  # before any worker waits
         check_enough_shards(data_dir, split, runtime.num_workers)
     num_train = schema.read_split_info(data_dir, cfg.data.train_split)["num_examples"]

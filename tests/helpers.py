@@ -1,5 +1,6 @@
 """Helpers shared by tests."""
 
+import json
 import os
 import signal
 import subprocess
@@ -40,3 +41,17 @@ def signal_when(proc: subprocess.Popen, marker: str, signum: int, timeout: float
                 os.killpg(proc.pid, signal.SIGKILL)
             else:
                 proc.kill()
+
+
+def read_metrics(run_dir, split: str) -> list[dict]:
+    """The run's metrics.jsonl lines of one split."""
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [m for m in map(json.loads, lines) if m["split"] == split]
+
+
+def assert_skipped_then_lowered(run_dir, initial_scale: float) -> None:
+    """A mixed_float16 run logged every step, whose first step overflowed: skipped, scale halved."""
+    train = read_metrics(run_dir, "train")
+    assert [m["step"] for m in train] == [1, 2, 3, 4]
+    assert train[0]["skipped_steps"] == 1 and train[0]["loss_scale"] == initial_scale / 2
+    assert all(m["loss_scale"] < initial_scale for m in train)

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.distribute.numerics import PER_REPLICA, STEPS, assert_same_weights, load
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, assert_skipped_then_lowered, run_cli
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
@@ -140,3 +140,18 @@ def _is_training_rank(pid):
     except OSError:
         return False
     return b"alexnet_dist.train" in argv and not any(a.endswith(b"horovodrun") for a in argv)
+
+
+def test_fp16_loss_scaling_skips_the_same_steps_on_both_ranks(tmp_path):
+    # A scale of 2**40 overflows float16: both ranks must skip together (or hang).
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [os.path.join(REPO, "launch", "horovod.sh"), "-np", "2", "-H", "localhost:2", "--gloo",
+         "--run-dir", str(run_dir), "--", "debug=tiny", f"data.cache_dir={tmp_path}/cache",
+         "trainer.max_steps=4", "trainer.log_every_steps=1", "precision=mixed_float16",
+         "precision.initial_loss_scale=1099511627776"],
+        cwd=REPO, env={**ENV, "VENV_BIN": os.path.dirname(sys.executable)},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
+    assert_skipped_then_lowered(run_dir, 2.0**40)

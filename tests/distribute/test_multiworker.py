@@ -11,7 +11,7 @@ import pytest
 
 from alexnet_dist.config import ConfigError
 from alexnet_dist.distribute import cluster
-from tests.helpers import REPO, run_cli, signal_when
+from tests.helpers import REPO, assert_skipped_then_lowered, run_cli, signal_when
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
@@ -202,3 +202,14 @@ def test_sigterm_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path,
     ckpts = glob.glob(f"{run_dir}/**/*.index", recursive=True)
     assert [os.path.basename(c) for c in ckpts] == [f"ckpt-{stopped}.index"]
     assert "Traceback" not in (run_dir / "worker-1.log").read_text()
+
+
+def test_fp16_loss_scaling_skips_the_same_steps_on_both_workers(tmp_path, cache):
+    # A scale of 2**40 overflows float16: both workers must skip together (or hang).
+    run_dir = tmp_path / "run"
+    code, out, err = finish(
+        launch(run_dir, cache, "trainer.max_steps=4", "trainer.log_every_steps=1",
+               "precision=mixed_float16", "precision.initial_loss_scale=1099511627776")
+    )  # fmt: skip
+    assert code == 0, err[-4000:]
+    assert_skipped_then_lowered(run_dir, 2.0**40)

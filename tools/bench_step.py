@@ -22,6 +22,7 @@ from alexnet_dist.config import DistributeConfig, OptimConfig  # noqa: E402
 from alexnet_dist.distribute import create_runtime  # noqa: E402
 from alexnet_dist.models import build_alexnet  # noqa: E402
 from alexnet_dist.models.alexnet import DEFAULT_IMAGE_SIZE  # noqa: E402
+from alexnet_dist.training.loss_scale import LossScale  # noqa: E402
 from alexnet_dist.training.optimizer import build_optimizer  # noqa: E402
 from alexnet_dist.training.step import make_train_step  # noqa: E402
 
@@ -31,8 +32,14 @@ def images_per_second(args, policy: str, jit_compile: bool) -> float:
     try:
         runtime = create_runtime(DistributeConfig())
         model = build_alexnet(args.variant, 1000, args.image_size, args.width)
-        optimizer = build_optimizer(OptimConfig(), model, 0.01 * args.batch / 128)
-        step = make_train_step(model, optimizer, runtime, args.batch, 5e-4, jit_compile)
+        fp16 = policy == "mixed_float16"
+        optimizer = build_optimizer(
+            OptimConfig(), model, 0.01 * args.batch / 128, skip_non_finite=fp16
+        )
+        step = make_train_step(
+            model, optimizer, runtime, args.batch, 5e-4, jit_compile,
+            loss_scale=LossScale() if fp16 else None,
+        )  # fmt: skip
         size = args.image_size or DEFAULT_IMAGE_SIZE[args.variant]
         batch = (
             tf.random.normal((args.batch, size, size, 3)),
@@ -56,10 +63,13 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--policies", nargs="+", default=["float32", "mixed_bfloat16", "mixed_float16"]
+    )
     args = parser.parse_args(argv)
     print(f"{args.variant} AlexNet, width {args.width}, batch {args.batch}, {args.steps} steps")
     print(f"{'precision':<16} {'XLA':<5} {'images/s':>9}")
-    for policy, jit in itertools.product(("float32", "mixed_bfloat16"), (False, True)):
+    for policy, jit in itertools.product(args.policies, (False, True)):
         rate = images_per_second(args, policy, jit)
         print(f"{policy:<16} {'on' if jit else 'off':<5} {rate:>9.1f}", flush=True)
     return 0

@@ -11,6 +11,7 @@ first batches before they are decoded, so a run resumed mid-epoch continues with
 exactly the batches it would have seen.
 """
 
+import contextlib
 import dataclasses
 import os
 
@@ -59,6 +60,32 @@ def check_enough_shards(data_dir: str, split: str, num_workers: int) -> list[str
             f"{num_workers} workers; convert with more shards"
         )
     return files
+
+
+@contextlib.contextmanager
+def naming_damaged_shards(data_dir: str, split: str):
+    """Turns a DataLossError from reading `split` into a DataError that names the shard.
+
+    TensorFlow's message ("truncated record at 54812") does not say which file;
+    on such an error the split's shards are read one by one to find it.
+    """
+    try:
+        yield
+    except tf.errors.DataLossError as e:
+        reason = e.message.strip().splitlines()[0]
+        for path in list_shards(data_dir, split):
+            try:
+                for _ in tf.data.TFRecordDataset(path):
+                    pass
+            except tf.errors.DataLossError as damaged:
+                detail = damaged.message.split("}}")[-1].split("[Op:")[0].strip()
+                raise schema.DataError(
+                    f"shard {path} is damaged ({detail}); convert the {split!r} split "
+                    "again, or restore the file from a copy"
+                ) from None
+        raise schema.DataError(
+            f"reading the {split!r} shards in {data_dir} failed: {reason}"
+        ) from e
 
 
 def _decode(features: dict[str, tf.Tensor]) -> tf.Tensor:

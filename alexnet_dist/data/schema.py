@@ -23,6 +23,7 @@ import os
 import tensorflow as tf
 
 LABELS_FILE = "labels.txt"
+VERSION = 1  # of the record layout below; an interrupted conversion resumes only within one
 
 
 class DataError(ValueError):

@@ -11,7 +11,12 @@ import tensorflow as tf
 from alexnet_dist import runs
 from alexnet_dist.config import Config, ConfigError
 from alexnet_dist.data import schema, sources
-from alexnet_dist.data.pipeline import InputSpec, check_enough_shards, make_dataset
+from alexnet_dist.data.pipeline import (
+    InputSpec,
+    check_enough_shards,
+    make_dataset,
+    naming_damaged_shards,
+)
 from alexnet_dist.distribute import Runtime, create_runtime
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint, checkpoint_dir
@@ -55,8 +60,11 @@ def evaluate(cfg: Config, runtime: Runtime, eval_step, data_dir: str) -> dict[st
     """Loss, top-1 and top-5 over the whole validation split, each image counted once."""
     batch = runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
     meter = Meter()
-    for images_labels in _datasets(runtime, lambda ctx: _input_spec(cfg, data_dir, False, batch)):
-        meter.add(eval_step(images_labels))
+    with naming_damaged_shards(data_dir, cfg.data.val_split):
+        for images_labels in _datasets(
+            runtime, lambda ctx: _input_spec(cfg, data_dir, False, batch)
+        ):
+            meter.add(eval_step(images_labels))
     return {k: v for k, v in meter.result().items() if k in ("loss", "top1", "top5")}
 
 
@@ -202,7 +210,8 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         first = True
         while True:
             waited = time.perf_counter()
-            batch = next(iterator, None)
+            with naming_damaged_shards(data_dir, cfg.data.train_split):
+                batch = next(iterator, None)
             if batch is None:
                 break
             waited = time.perf_counter() - waited

@@ -288,3 +288,23 @@ def test_paper_imagenet_recipe_runs_end_to_end_on_small_records(tmp_path, shapes
     assert 0.0 <= result["val"]["top1"] <= 1.0 and np.isfinite(result["val"]["loss"])
     reader = tf.train.load_checkpoint(result["checkpoints"][-1])
     assert reader.get_tensor("plateau/best_error/.ATTRIBUTES/VARIABLE_VALUE") <= 1.0
+
+
+def test_damaged_shard_is_named(tmp_path, shapes_records):
+    import shutil
+
+    records, _ = shapes_records
+    copy = tmp_path / "records"
+    shutil.copytree(records, copy)
+    damaged = copy / "train-00002-of-00004.tfrecord"
+    with open(damaged, "r+b") as f:
+        f.truncate(os.path.getsize(damaged) // 2)
+    result = run_cli(
+        ["-m", "alexnet_dist.train", "debug=tiny", "data=tfrecord", f"data.dir={copy}",
+         "data.resize_size=72", f"hydra.run.dir={tmp_path}/run"],
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"alexnet-train: error: shard {damaged} is damaged (truncated record at" in (
+        result.stderr
+    )

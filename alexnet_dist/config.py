@@ -60,6 +60,9 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: list(stats.PIXEL_STD))
     deterministic: bool = True  # fixed element order (needed for exact resume)
     lighting_std: float = 0.0  # the paper's PCA colour noise in training (0.1); 0 is off
+    # "paper": random model.image_size crop of the image resized to resize_size;
+    # "inception": random 8-100 % area, 3/4-4/3 aspect window resized to image_size.
+    train_crop: str = "paper"
     eval_crops: int = 1  # validation: 1 (centre crop) or 10 (the paper's 10-crop)
 
 
@@ -148,6 +151,7 @@ INITS = ("paper", "he")
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("step", "plateau", "cosine")
 SOURCES = ("shapes", "tfrecord")
+TRAIN_CROPS = ("paper", "inception")
 
 
 def register() -> None:
@@ -213,6 +217,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("data.mean and data.std must have one value per RGB channel")
     if cfg.data.eval_crops not in (1, 10):
         raise ConfigError(f"data.eval_crops must be 1 or 10, got {cfg.data.eval_crops!r}")
+    if cfg.data.train_crop not in TRAIN_CROPS:
+        raise ConfigError(
+            f"data.train_crop must be one of {TRAIN_CROPS}, got {cfg.data.train_crop!r}"
+        )
     if cfg.data.lighting_std < 0:
         raise ConfigError(f"data.lighting_std must be >= 0, got {cfg.data.lighting_std!r}")
     if any(s <= 0 for s in cfg.data.std):

@@ -26,6 +26,14 @@ def resize_shorter_side(image: tf.Tensor, size: int) -> tf.Tensor:
     return tf.cond(tf.equal(shorter, size), lambda: image, resize)
 
 
+def crop_window(height, width, crop_size: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(top, left) of a crop_size square drawn uniformly inside height x width, from `seed`."""
+    top_seed, left_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    top = tf.random.stateless_uniform([], top_seed, 0, height - crop_size + 1, tf.int32)
+    left = tf.random.stateless_uniform([], left_seed, 0, width - crop_size + 1, tf.int32)
+    return top, left
+
+
 def random_crop_and_flip(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tf.Tensor:
     """The paper's training augmentation: a random crop_size square and a random mirror.
 
@@ -35,7 +43,64 @@ def random_crop_and_flip(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> t
         seed: int shape-[2] tensor; the crop and the flip are functions of it.
     """
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-    image = tf.image.stateless_random_crop(image, [crop_size, crop_size, 3], seed=crop_seed)
+    shape = tf.shape(image)
+    top, left = crop_window(shape[0], shape[1], crop_size, crop_seed)
+    image = tf.image.crop_to_bounding_box(image, top, left, crop_size, crop_size)
+    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+
+
+def decode_random_crop_and_flip(
+    encoded: tf.Tensor, resize_size: int, crop_size: int, seed: tf.Tensor
+) -> tf.Tensor:
+    """random_crop_and_flip of the image resized to `resize_size`, from JPEG bytes.
+
+    When the JPEG's shorter side is already `resize_size` (records converted with
+    --resize), only the crop window is decoded (`tf.io.decode_and_crop_jpeg`),
+    which skips most of the decoding work; otherwise the image is decoded and
+    resized first. Both take the same window for the same seed (pixels differ
+    only along the window's edge, where libjpeg upsamples chroma differently).
+    """
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    shape = tf.io.extract_jpeg_shape(encoded)
+
+    def fused():
+        top, left = crop_window(shape[0], shape[1], crop_size, crop_seed)
+        window = tf.stack([top, left, crop_size, crop_size])
+        return tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
+
+    def full():
+        image = resize_shorter_side(tf.io.decode_jpeg(encoded, channels=3), resize_size)
+        resized = tf.shape(image)
+        top, left = crop_window(resized[0], resized[1], crop_size, crop_seed)
+        return tf.image.crop_to_bounding_box(image, top, left, crop_size, crop_size)
+
+    image = tf.cond(tf.equal(tf.reduce_min(shape[:2]), resize_size), fused, full)
+    image = tf.ensure_shape(image, [crop_size, crop_size, 3])
+    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+
+
+def decode_inception_crop_and_flip(encoded: tf.Tensor, crop_size: int, seed: tf.Tensor):
+    """The Inception-style augmentation (Szegedy et al. 2015), from JPEG bytes.
+
+    A random window of 8-100 % of the image area and aspect ratio 3/4-4/3,
+    decoded alone, resized to crop_size x crop_size, randomly mirrored.
+    """
+    box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    shape = tf.io.extract_jpeg_shape(encoded)
+    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+        shape,
+        bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
+        seed=box_seed,
+        min_object_covered=0.1,
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        area_range=(0.08, 1.0),
+        max_attempts=10,
+        use_image_if_no_bounding_boxes=True,
+    )
+    window = tf.stack([begin[0], begin[1], size[0], size[1]])
+    image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
+    image = tf.image.resize(image, [crop_size, crop_size], method="bilinear", antialias=True)
+    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
     return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
 
 

@@ -36,6 +36,7 @@ class InputSpec:
     std: tuple[float, ...] = stats.PIXEL_STD
     deterministic: bool = True
     lighting_std: float = 0.0  # training: the paper's PCA colour noise (0.1); 0 is off
+    train_crop: str = "paper"  # "paper": crop of the resized image; "inception": random-resized
     eval_crops: int = 1  # evaluation: 1 (centre) or 10 (the paper's corners, centre, flips)
 
 
@@ -136,11 +137,16 @@ def make_dataset(
 
         def preprocess(index, serialized):
             features = schema.parse(serialized)
-            image = augment.resize_shorter_side(_decode(features), spec.resize_size)
+            encoded = features["image/encoded"]
             # Distinct per worker: position `index` of each worker's stream is another image.
             seed = tf.stack([tf.constant(epoch_seed, tf.int64), index * workers + worker])
             crop_seed, lighting_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-            image = augment.random_crop_and_flip(image, spec.crop_size, crop_seed)
+            if spec.train_crop == "inception":
+                image = augment.decode_inception_crop_and_flip(encoded, spec.crop_size, crop_seed)
+            else:
+                image = augment.decode_random_crop_and_flip(
+                    encoded, spec.resize_size, spec.crop_size, crop_seed
+                )
             if spec.lighting_std:
                 image = augment.lighting(
                     tf.cast(image, tf.float32), spec.lighting_std, lighting_seed

@@ -43,6 +43,7 @@ def _input_spec(cfg: Config, data_dir: str, training: bool, batch_size: int) -> 
         std=tuple(cfg.data.std),
         deterministic=cfg.data.deterministic,
         lighting_std=cfg.data.lighting_std,
+        train_crop=cfg.data.train_crop,
         eval_crops=cfg.data.eval_crops,
     )
 

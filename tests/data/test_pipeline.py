@@ -181,3 +181,50 @@ def test_ten_crop_evaluation_batches_and_pads_every_worker(shapes_records):
         assert all(b[0].shape[1:] == (10, 67, 67, 3) for b in batches)
         count += sum(int(b[1].shape[0]) for b in batches)
     assert len(set(steps)) == 1 and count == 30
+
+
+def _jpeg(height, width, seed=0):
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+    return tf.io.encode_jpeg(tf.constant(pixels), quality=95)
+
+
+@pytest.mark.parametrize("size", [(72, 90), (90, 72)])
+def test_fused_decode_and_crop_equals_decoding_then_cropping(size):
+    encoded = _jpeg(*size)
+    decoded = tf.io.decode_jpeg(encoded, channels=3)
+    for i in range(10):
+        seed = tf.constant([5, i], tf.int64)
+        fused = augment.decode_random_crop_and_flip(encoded, 72, 67, seed)
+        plain = augment.random_crop_and_flip(decoded, 67, seed)
+        assert fused.shape == (67, 67, 3)
+        # The same window: libjpeg decodes it alone, and its chroma upsampling differs
+        # only along the window's edge at odd offsets.
+        diff = np.abs(fused.numpy().astype(int) - plain.numpy().astype(int))
+        assert diff.mean() < 0.5 and np.mean(diff <= 2) > 0.98
+
+
+def test_larger_images_are_resized_before_the_crop():
+    encoded = _jpeg(144, 180)
+    seed = tf.constant([1, 1], tf.int64)
+    got = augment.decode_random_crop_and_flip(encoded, 72, 67, seed)
+    resized = augment.resize_shorter_side(tf.io.decode_jpeg(encoded, channels=3), 72)
+    np.testing.assert_array_equal(got, augment.random_crop_and_flip(resized, 67, seed))
+
+
+def test_inception_crop_is_a_seeded_resized_window():
+    encoded = _jpeg(80, 120)
+    crops = [
+        augment.decode_inception_crop_and_flip(encoded, 32, tf.constant([0, i], tf.int64))
+        for i in range(12)
+    ]
+    assert all(c.shape == (32, 32, 3) and c.dtype == tf.uint8 for c in crops)
+    assert len({c.numpy().tobytes() for c in crops}) == 12
+    again = augment.decode_inception_crop_and_flip(encoded, 32, tf.constant([0, 3], tf.int64))
+    np.testing.assert_array_equal(again, crops[3])
+
+
+def test_inception_training_batches(shapes_records):
+    records, _ = shapes_records
+    images, labels = next(iter(make_dataset(spec(records, train_crop="inception"))))
+    assert images.shape == (8, 67, 67, 3) and labels.shape == (8,)

@@ -45,9 +45,23 @@ class ShapesConfig:
 
 
 @dataclass
+class SyntheticConfig:
+    """Random in-memory images (data.source=synthetic), for throughput benchmarks."""
+
+    num_classes: int = 1000
+    train_examples: int = 1_281_167  # one ImageNet epoch
+    val_examples: int = 10_000
+
+
+@dataclass
 class DataConfig:
-    source: str = "shapes"  # "shapes": the built-in dataset; "tfrecord": converted records
-    dir: str | None = None  # converted records (source=tfrecord)
+    # "shapes": the built-in dataset; "tfrecord": records made by alexnet-convert;
+    # "tfds": a TensorFlow Datasets dataset; "synthetic": random images in memory.
+    source: str = "shapes"
+    dir: str | None = None  # the records (tfrecord), or TFDS's data_dir (tfds; null: default)
+    name: str | None = None  # tfds: the dataset, e.g. imagenet2012, imagenette, cifar10
+    manual_dir: str | None = None  # tfds: where manually downloaded archives are (imagenet2012)
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
     cache_dir: str = "~/.cache/alexnet_dist"  # where the built-in dataset is generated once
     shapes: ShapesConfig = field(default_factory=ShapesConfig)
     train_split: str = "train"
@@ -150,7 +164,7 @@ COLLECTIVES = ("auto", "ring", "nccl")
 INITS = ("paper", "he")
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
 SCHEDULES = ("step", "plateau", "cosine")
-SOURCES = ("shapes", "tfrecord")
+SOURCES = ("shapes", "tfrecord", "tfds", "synthetic")
 TRAIN_CROPS = ("paper", "inception")
 
 
@@ -181,6 +195,9 @@ def validate(cfg: Config) -> Config:
         "data.shapes.image_size",
         "data.shapes.train_per_class",
         "data.shapes.val_per_class",
+        "data.synthetic.num_classes",
+        "data.synthetic.train_examples",
+        "data.synthetic.val_examples",
         "optim.lr",
         "optim.base_batch_size",
         "optim.decay_every_epochs",
@@ -208,6 +225,8 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"data.source must be one of {SOURCES}, got {cfg.data.source!r}")
     if cfg.data.source == "tfrecord" and not cfg.data.dir:
         raise ConfigError("data.dir must name the converted records when data.source=tfrecord")
+    if cfg.data.source == "tfds" and not cfg.data.name:
+        raise ConfigError("data.name must name the TFDS dataset when data.source=tfds")
     if cfg.model.image_size > cfg.data.resize_size:
         raise ConfigError(
             f"model.image_size={cfg.model.image_size} is larger than "

@@ -8,6 +8,7 @@ Every image of the split counts once (no dropped remainder).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -17,8 +18,9 @@ import tensorflow as tf
 from alexnet_dist import runs
 from alexnet_dist.config import DistributeConfig
 from alexnet_dist.data import schema, sources
-from alexnet_dist.data.pipeline import InputSpec, list_shards, make_dataset
+from alexnet_dist.data.pipeline import list_shards
 from alexnet_dist.distribute import create_runtime
+from alexnet_dist.training.loop import input_spec
 from alexnet_dist.training.step import make_eval_step
 from alexnet_dist.training.summaries import Meter
 
@@ -29,18 +31,22 @@ def evaluate_checkpoint(
     """{"loss", "top1", "top5", "count"} of a run's checkpoint on a split of records."""
     cfg = runs.load_config(run_dir)
     labels = runs.read_labels(run_dir)
-    data_dir = data_dir or sources.records_dir(cfg.data)
-    _check_labels(labels, data_dir)
+    source = sources.Records(data_dir) if data_dir else sources.create(cfg.data)
+    if source.labels != labels:
+        raise runs.RunError(
+            f"the classes of {source.description} ({len(source.labels)}) differ from the "
+            f"run's labels.txt ({len(labels)}): this is not the run's dataset"
+        )
     model = runs.load_model(cfg, checkpoint, len(labels))
-    spec = InputSpec(
-        data_dir=data_dir, split=split or cfg.data.val_split, batch_size=batch,
-        crop_size=cfg.model.image_size, resize_size=cfg.data.resize_size, training=False,
-        mean=tuple(cfg.data.mean), std=tuple(cfg.data.std), eval_crops=crops,
-    )  # fmt: skip
+    split = split or cfg.data.val_split
+    spec = dataclasses.replace(
+        input_spec(cfg, training=False, batch_size=batch), split=split, eval_crops=crops
+    )
     eval_step = make_eval_step(model, create_runtime(DistributeConfig()))
     meter = Meter()
-    for images_labels in make_dataset(spec):
-        meter.add(eval_step(images_labels))
+    with source.reading(split):
+        for images_labels in source.dataset(spec):
+            meter.add(eval_step(images_labels))
     return {**meter.result(), "count": int(meter.sums.get("count", 0))}
 
 
@@ -60,15 +66,6 @@ def evaluate_saved_model(saved_model: str, data_dir: str, split: str, batch: int
         hits5 += int(tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, probabilities, k), tf.int32)))
         count += int(labels.shape[0])
     return {"top1": hits1 / max(count, 1), "top5": hits5 / max(count, 1), "count": count}
-
-
-def _check_labels(labels: list[str], data_dir: str) -> None:
-    records = schema.read_labels(data_dir)
-    if records != labels:
-        raise runs.RunError(
-            f"the labels of {data_dir} ({len(records)} classes) differ from the run's "
-            f"labels.txt ({len(labels)} classes): these records are not the run's dataset"
-        )
 
 
 def table(rows: list[tuple[str, int, dict]]) -> str:

@@ -18,6 +18,7 @@ def groups(name):
 
 
 def compose_cfg(overrides):
+    config.register()  # what alexnet_dist.train does on import
     with initialize_config_module("alexnet_dist.conf", version_base="1.3"):
         return compose(config_name="config", overrides=overrides)
 
@@ -32,6 +33,7 @@ def compose_cfg(overrides):
 )
 def test_every_group_composes_and_validates(model, data, trainer, experiment):
     overrides = [f"model={model}", f"data={data}", f"trainer={trainer}", "data.dir=/records"]
+    overrides += ["data.name=imagenette"] if data == "tfds" else []
     overrides += ["~experiment"] if experiment == "none" else [f"experiment={experiment}"]
     if data == "shapes":
         overrides.append("data.resize_size=256")  # full-size models crop 224/227

@@ -87,21 +87,36 @@ def decode_inception_crop_and_flip(encoded: tf.Tensor, crop_size: int, seed: tf.
     """
     box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     shape = tf.io.extract_jpeg_shape(encoded)
-    begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+    begin, size, _ = _inception_window(shape, box_seed)
+    window = tf.stack([begin[0], begin[1], size[0], size[1]])
+    image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
+    return tf.image.stateless_random_flip_left_right(_resize_square(image, crop_size), flip_seed)
+
+
+def inception_crop_and_flip(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tf.Tensor:
+    """decode_inception_crop_and_flip for an already decoded uint8 image."""
+    box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    begin, size, _ = _inception_window(tf.shape(image), box_seed)
+    image = tf.slice(image, begin, size)
+    return tf.image.stateless_random_flip_left_right(_resize_square(image, crop_size), flip_seed)
+
+
+def _inception_window(shape, seed):
+    return tf.image.stateless_sample_distorted_bounding_box(
         shape,
         bounding_boxes=tf.constant([0.0, 0.0, 1.0, 1.0], shape=[1, 1, 4]),
-        seed=box_seed,
+        seed=seed,
         min_object_covered=0.1,
         aspect_ratio_range=(3 / 4, 4 / 3),
         area_range=(0.08, 1.0),
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )
-    window = tf.stack([begin[0], begin[1], size[0], size[1]])
-    image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
-    image = tf.image.resize(image, [crop_size, crop_size], method="bilinear", antialias=True)
-    image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+
+
+def _resize_square(image, side: int):
+    image = tf.image.resize(image, [side, side], method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
 def lighting(image: tf.Tensor, std: float, seed: tf.Tensor) -> tf.Tensor:

@@ -138,55 +138,85 @@ def make_dataset(
         def preprocess(index, serialized):
             features = schema.parse(serialized)
             encoded = features["image/encoded"]
-            # Distinct per worker: position `index` of each worker's stream is another image.
-            seed = tf.stack([tf.constant(epoch_seed, tf.int64), index * workers + worker])
-            crop_seed, lighting_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            crop_seed, lighting_seed = image_seeds(epoch_seed, index, workers, worker)
             if spec.train_crop == "inception":
                 image = augment.decode_inception_crop_and_flip(encoded, spec.crop_size, crop_seed)
             else:
                 image = augment.decode_random_crop_and_flip(
                     encoded, spec.resize_size, spec.crop_size, crop_seed
                 )
-            if spec.lighting_std:
-                image = augment.lighting(
-                    tf.cast(image, tf.float32), spec.lighting_std, lighting_seed
-                )
-            return augment.normalize(image, spec.mean, spec.std), _label(features)
+            return finish_train_image(image, lighting_seed, spec), _label(features)
     else:
 
         def preprocess(serialized):
             features = schema.parse(serialized)
-            image = augment.resize_shorter_side(_decode(features), spec.resize_size)
-            if spec.eval_crops == 10:
-                image = augment.ten_crops(image, spec.crop_size)
-            else:
-                image = augment.center_crop(image, spec.crop_size)
-            return augment.normalize(image, spec.mean, spec.std), _label(features)
+            return eval_image(_decode(features), spec), _label(features)
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=spec.deterministic)
-    ds = ds.batch(spec.batch_size, drop_remainder=spec.training)
-    if not spec.training and workers > 1:
-        ds = _pad_to_equal_steps(ds, spec, all_files, workers)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def _pad_to_equal_steps(ds, spec: InputSpec, files: list[str], workers: int) -> tf.data.Dataset:
-    """Appends empty batches so that every worker runs as many evaluation steps as the busiest.
-
-    Each step sums over all workers, so every worker must take part in each one;
-    a worker whose shards hold fewer images sends empty batches. No image is
-    dropped or counted twice.
-    """
+    if spec.training or workers == 1:
+        return ds.batch(spec.batch_size, drop_remainder=spec.training).prefetch(tf.data.AUTOTUNE)
     counts = schema.read_split_info(spec.data_dir, spec.split)["shards"]
-    missing = [os.path.basename(f) for f in files if os.path.basename(f) not in counts]
+    missing = [os.path.basename(f) for f in all_files if os.path.basename(f) not in counts]
     if missing:
         raise schema.DataError(
             f"shard(s) {missing[:3]} in {spec.data_dir} are not in its {spec.split}.json report"
         )
     per_worker = [
-        sum(counts[os.path.basename(f)] for f in files[w::workers]) for w in range(workers)
+        sum(counts[os.path.basename(f)] for f in all_files[w::workers]) for w in range(workers)
     ]
-    steps = max(-(-n // spec.batch_size) for n in per_worker)
+    return batch_to_equal_steps(ds, spec.batch_size, per_worker).prefetch(tf.data.AUTOTUNE)
+
+
+def image_seeds(epoch_seed: int, index: tf.Tensor, workers: int, worker: int):
+    """(crop seed, lighting seed) of the image at `index` of this worker's epoch stream.
+
+    Distinct per worker: position `index` of each worker's stream is another image.
+    """
+    seed = tf.stack(
+        [tf.constant(epoch_seed, tf.int64), tf.cast(index, tf.int64) * workers + worker]
+    )
+    return tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+
+
+def train_decoded_image(image: tf.Tensor, crop_seed, lighting_seed, spec: InputSpec) -> tf.Tensor:
+    """The training augmentation of an already decoded uint8 image (TFDS sources)."""
+    if spec.train_crop == "inception":
+        image = augment.inception_crop_and_flip(image, spec.crop_size, crop_seed)
+    else:
+        image = augment.resize_shorter_side(image, spec.resize_size)
+        image = augment.random_crop_and_flip(image, spec.crop_size, crop_seed)
+    return finish_train_image(image, lighting_seed, spec)
+
+
+def finish_train_image(image: tf.Tensor, lighting_seed, spec: InputSpec) -> tf.Tensor:
+    if spec.lighting_std:
+        image = augment.lighting(tf.cast(image, tf.float32), spec.lighting_std, lighting_seed)
+    return augment.normalize(image, spec.mean, spec.std)
+
+
+def eval_image(image: tf.Tensor, spec: InputSpec) -> tf.Tensor:
+    """Evaluation preprocessing: resize, centre crop or the paper's 10 crops, normalise."""
+    image = augment.resize_shorter_side(image, spec.resize_size)
+    if spec.eval_crops == 10:
+        image = augment.ten_crops(image, spec.crop_size)
+    else:
+        image = augment.center_crop(image, spec.crop_size)
+    return augment.normalize(image, spec.mean, spec.std)
+
+
+def batch_to_equal_steps(ds, batch_size: int, per_worker: list[int]) -> tf.data.Dataset:
+    """Batches one worker's evaluation images and appends empty batches, so that every
+    worker runs as many evaluation steps as the busiest.
+
+    Each step sums over all workers, so every worker must take part in each one;
+    a worker with fewer images sends empty batches. No image is dropped or counted
+    twice.
+
+    Args:
+        per_worker: the number of images each worker holds.
+    """
+    steps = max(-(-n // batch_size) for n in per_worker)
+    ds = ds.batch(batch_size)
     image_shape = ds.element_spec[0].shape[1:]  # (crop, crop, 3), or (10, crop, crop, 3)
     empty = tf.data.Dataset.from_tensors(
         (tf.zeros([0, *image_shape], tf.float32), tf.zeros([0], tf.int32))

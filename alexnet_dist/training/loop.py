@@ -10,13 +10,8 @@ import tensorflow as tf
 
 from alexnet_dist import runs
 from alexnet_dist.config import Config, ConfigError
-from alexnet_dist.data import schema, sources
-from alexnet_dist.data.pipeline import (
-    InputSpec,
-    check_enough_shards,
-    make_dataset,
-    naming_damaged_shards,
-)
+from alexnet_dist.data import sources
+from alexnet_dist.data.pipeline import InputSpec
 from alexnet_dist.distribute import Runtime, create_runtime
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint, checkpoint_dir
@@ -29,9 +24,10 @@ from alexnet_dist.training.summaries import Meter, Summaries, conv1_filters, inp
 log = logging.getLogger(__name__)
 
 
-def _input_spec(cfg: Config, data_dir: str, training: bool, batch_size: int) -> InputSpec:
+def input_spec(cfg: Config, training: bool, batch_size: int) -> InputSpec:
+    """How to read the train or validation split, with this per-worker batch."""
     return InputSpec(
-        data_dir=data_dir,
+        data_dir="",  # the Records source fills it in
         split=cfg.data.train_split if training else cfg.data.val_split,
         batch_size=batch_size,
         crop_size=cfg.model.image_size,
@@ -48,23 +44,21 @@ def _input_spec(cfg: Config, data_dir: str, training: bool, batch_size: int) -> 
     )
 
 
-def _datasets(runtime: Runtime, spec_fn, **kwargs):
+def _datasets(runtime: Runtime, source: sources.Source, spec: InputSpec, **kwargs):
     """A distributed dataset; each worker builds its own with its per-replica batch."""
 
     def dataset_fn(ctx: tf.distribute.InputContext):
-        return make_dataset(spec_fn(ctx), input_context=ctx, **kwargs)
+        return source.dataset(spec, input_context=ctx, **kwargs)
 
     return runtime.distribute_dataset(dataset_fn)
 
 
-def evaluate(cfg: Config, runtime: Runtime, eval_step, data_dir: str) -> dict[str, float]:
+def evaluate(cfg: Config, runtime: Runtime, eval_step, source: sources.Source) -> dict[str, float]:
     """Loss, top-1 and top-5 over the whole validation split, each image counted once."""
     batch = runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
     meter = Meter()
-    with naming_damaged_shards(data_dir, cfg.data.val_split):
-        for images_labels in _datasets(
-            runtime, lambda ctx: _input_spec(cfg, data_dir, False, batch)
-        ):
+    with source.reading(cfg.data.val_split):
+        for images_labels in _datasets(runtime, source, input_spec(cfg, False, batch)):
             meter.add(eval_step(images_labels))
     return {k: v for k, v in meter.result().items() if k in ("loss", "top1", "top5")}
 
@@ -106,18 +100,18 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     replica_batch = runtime.per_replica_batch(global_batch, "data.global_batch_size")
     runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
 
-    data_dir = sources.records_dir(cfg.data)
-    labels = schema.read_labels(data_dir)
+    source = sources.create(cfg.data)
+    labels = source.labels
     if runtime.is_chief:  # for alexnet-eval and alexnet-export
         runs.write_run_info(run_dir, cfg, labels)
     for split in (cfg.data.train_split, cfg.data.val_split):  # before any worker waits
-        check_enough_shards(data_dir, split, runtime.num_workers)
-    num_train = schema.read_split_info(data_dir, cfg.data.train_split)["num_examples"]
+        source.check_workers(split, runtime.num_workers)
+    num_train = source.num_examples(cfg.data.train_split)
     steps_per_epoch = num_train // global_batch
     if steps_per_epoch < 1:
         raise ConfigError(
             f"data.global_batch_size={global_batch} is larger than the "
-            f"{num_train} training images in {data_dir}"
+            f"{num_train} training images of {source.description}"
         )
     total_steps = steps_per_epoch * cfg.trainer.epochs
     if cfg.trainer.max_steps:
@@ -171,18 +165,18 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     profile = cfg.trainer.profile_steps if runtime.is_chief else None
 
     log.info(
-        "AlexNet %s: %s parameters, %d classes, input %dx%d; %d training images, "
+        "AlexNet %s: %s parameters, %d classes, input %dx%d; %d training images of %s, "
         "global batch %d (%d per replica x %d replicas), %d steps per epoch, %d steps in all",
         cfg.model.variant, f"{model.count_params():,}", len(labels), cfg.model.image_size,
-        cfg.model.image_size, num_train, global_batch, replica_batch, runtime.num_replicas,
-        steps_per_epoch, total_steps,
+        cfg.model.image_size, num_train, source.description, global_batch, replica_batch,
+        runtime.num_replicas, steps_per_epoch, total_steps,
     )  # fmt: skip
 
     step = checkpointer.step
     val: dict[str, float] = {}
 
     def evaluate_epoch() -> dict[str, float]:
-        metrics = evaluate(cfg, runtime, eval_step, data_dir)
+        metrics = evaluate(cfg, runtime, eval_step, source)
         summaries.scalars("val", step, metrics)
         log.info(
             "epoch %d/%d validation: loss %.4f  top-1 %.4f  top-5 %.4f",
@@ -203,7 +197,8 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         meter = Meter()
         batches = _datasets(
             runtime,
-            lambda ctx: _input_spec(cfg, data_dir, True, replica_batch),
+            source,
+            input_spec(cfg, True, replica_batch),
             epoch=epoch,
             skip_batches=step - epoch * steps_per_epoch,
         )
@@ -211,7 +206,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         first = True
         while True:
             waited = time.perf_counter()
-            with naming_damaged_shards(data_dir, cfg.data.train_split):
+            with source.reading(cfg.data.train_split):
                 batch = next(iterator, None)
             if batch is None:
                 break
@@ -262,7 +257,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         if step % cfg.trainer.checkpoint_every_steps == 0:
             checkpointer.save(step // steps_per_epoch)
     if not val:  # resumed at the end: still report where the model stands
-        val = evaluate(cfg, runtime, eval_step, data_dir)
+        val = evaluate(cfg, runtime, eval_step, source)
     checkpointer.save(step // steps_per_epoch)
     checkpointer.close()
     summaries.close()

@@ -308,3 +308,34 @@ def test_damaged_shard_is_named(tmp_path, shapes_records):
     assert f"alexnet-train: error: shard {damaged} is damaged (truncated record at" in (
         result.stderr
     )
+
+
+def test_tfds_source_trains_on_a_mocked_dataset(tmp_path, cache):
+    import tensorflow_datasets as tfds
+
+    # mock_data generates random images of random sizes for imagenette's features
+    # and makes download_and_prepare a no-op: the TFDS path without the download.
+    with tfds.testing.mock_data(num_examples=40):
+        result = train_in_process(
+            tmp_path / "run", cache, "data=tfds", "data.name=imagenette",
+            "data.resize_size=72", "data.std=[58.4,57.1,57.4]", "data.eval_crops=10",
+            "data.train_crop=inception", "data.global_batch_size=8", "data.eval_batch_size=8",
+        )  # fmt: skip
+    assert result["step"] == 2 * 5  # 40 images / 8, two epochs
+    assert 0.0 <= result["val"]["top1"] <= 1.0
+    labels = (tmp_path / "run" / "labels.txt").read_text().split()
+    assert len(labels) == 10 and labels[0] == "n01440764"  # imagenette's WNIDs
+
+
+def test_synthetic_source_needs_no_files(tmp_path, cache):
+    result = train_in_process(
+        tmp_path / "run", cache, "data=synthetic", "data.synthetic.num_classes=7",
+        "data.synthetic.train_examples=64", "data.synthetic.val_examples=40",
+        "data.resize_size=72", "data.eval_batch_size=20", "data.std=[1,1,1]",
+    )  # fmt: skip
+    assert result["step"] == 2 * 4  # 64 / 16 per epoch
+    lines = [
+        json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert {m["split"] for m in lines} == {"train", "val"}
+    assert len((tmp_path / "run" / "labels.txt").read_text().split()) == 7

@@ -226,9 +226,11 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
                 log.info("profile of steps %d-%d written to %s", *profile, summaries.logdir)
             stop = float(sums.pop("stop")) > 0
             loss = float(sums["loss_sum"])
-            if not math.isfinite(loss):
+            bad_grads = float(sums.pop("nonfinite", 0.0)) > 0
+            if not math.isfinite(loss) or bad_grads:
+                what = f"loss is {loss}" if not math.isfinite(loss) else "gradients are not finite"
                 raise NonFiniteLossError(
-                    f"the training loss is {loss} at step {step}; stopping without saving. "
+                    f"the training {what} at step {step}; stopping without saving. "
                     f"The newest checkpoint in {checkpointer.directory} is from before it "
                     "(lower optim.lr, or check the input data)"
                 )

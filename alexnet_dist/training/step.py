@@ -66,6 +66,8 @@ def make_train_step(
     not finite is all-reduced first; if so, every gradient is made NaN, so that
     the optimizer (a SkippingSGD) leaves every variable and momentum as it was on
     every replica, and the scale is lowered. "skipped" is 1.0 for such a step.
+    Without loss scaling, "nonfinite" counts the replicas whose gradients were
+    not finite, so that the loop can stop before it saves the damaged weights.
     """
     variables = model.trainable_variables
     decayed = {id(v) for v in decayed_variables(model)}
@@ -89,8 +91,11 @@ def make_train_step(
 
     def replica_step(images, labels):
         grads, sums = forward_backward(images, labels)
-        if loss_scale is not None:
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        if loss_scale is None:
+            # Reported, not acted on: the loop stops before anything is saved.
+            sums["nonfinite"] = 1.0 - tf.cast(finite, tf.float32)
+        else:
             overflows = runtime.all_reduce_sum(1.0 - tf.cast(finite, tf.float32))
             poison = tf.where(overflows > 0, float("nan"), 0.0)
             grads = [g + poison for g in grads]

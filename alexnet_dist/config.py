@@ -77,6 +77,9 @@ class DataConfig:
     # "paper": random model.image_size crop of the image resized to resize_size;
     # "inception": random 8-100 % area, 3/4-4/3 aspect window resized to image_size.
     train_crop: str = "paper"
+    # The tf.data service dispatcher that runs the training input pipeline, e.g.
+    # grpc://cpu-node-1:5050 (launch/data_service.sh starts one); null: in-process.
+    service: str | None = None
     eval_crops: int = 1  # validation: 1 (centre crop) or 10 (the paper's 10-crop)
 
 

@@ -38,6 +38,10 @@ class InputSpec:
     lighting_std: float = 0.0  # training: the paper's PCA colour noise (0.1); 0 is off
     train_crop: str = "paper"  # "paper": crop of the resized image; "inception": random-resized
     eval_crops: int = 1  # evaluation: 1 (centre) or 10 (the paper's corners, centre, flips)
+    # Training: the tf.data service dispatcher (grpc://host:port) that runs the pipeline,
+    # and a name unique to the run for its jobs; None reads and decodes in this process.
+    service: str | None = None
+    service_job: str = "alexnet"
 
 
 def list_shards(data_dir: str, split: str) -> list[str]:
@@ -133,7 +137,9 @@ def make_dataset(
     )
     if spec.training:
         ds = ds.shuffle(spec.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
-        ds = ds.enumerate().skip(skip_batches * spec.batch_size)
+        # With the service the pipeline is split between its workers: skip here instead.
+        local_skip = 0 if spec.service else skip_batches
+        ds = ds.enumerate().skip(local_skip * spec.batch_size)
 
         def preprocess(index, serialized):
             features = schema.parse(serialized)
@@ -153,6 +159,13 @@ def make_dataset(
             return eval_image(_decode(features), spec), _label(features)
 
     ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=spec.deterministic)
+    if spec.training and spec.service:
+        from alexnet_dist.data import service
+
+        ds = ds.batch(spec.batch_size, drop_remainder=True)
+        job = f"{spec.service_job}-{spec.split}-epoch{epoch}-worker{worker}of{workers}"
+        ds = service.distribute(ds, spec.service, job).skip(skip_batches)
+        return ds.prefetch(tf.data.AUTOTUNE)
     if spec.training or workers == 1:
         return ds.batch(spec.batch_size, drop_remainder=spec.training).prefetch(tf.data.AUTOTUNE)
     counts = schema.read_split_info(spec.data_dir, spec.split)["shards"]

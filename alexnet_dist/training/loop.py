@@ -3,7 +3,9 @@
 import dataclasses
 import logging
 import math
+import os
 import time
+import zlib
 
 import keras
 import tensorflow as tf
@@ -24,7 +26,7 @@ from alexnet_dist.training.summaries import Meter, Summaries, conv1_filters, inp
 log = logging.getLogger(__name__)
 
 
-def input_spec(cfg: Config, training: bool, batch_size: int) -> InputSpec:
+def input_spec(cfg: Config, training: bool, batch_size: int, run_dir: str = "") -> InputSpec:
     """How to read the train or validation split, with this per-worker batch."""
     return InputSpec(
         data_dir="",  # the Records source fills it in
@@ -41,6 +43,9 @@ def input_spec(cfg: Config, training: bool, batch_size: int) -> InputSpec:
         lighting_std=cfg.data.lighting_std,
         train_crop=cfg.data.train_crop,
         eval_crops=cfg.data.eval_crops,
+        service=cfg.data.service,
+        # Jobs of one run share a name across its restarts, never with another run's.
+        service_job=f"alexnet-{zlib.crc32(os.path.abspath(run_dir).encode()):08x}",
     )
 
 
@@ -198,7 +203,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         batches = _datasets(
             runtime,
             source,
-            input_spec(cfg, True, replica_batch),
+            input_spec(cfg, True, replica_batch, run_dir),
             epoch=epoch,
             skip_batches=step - epoch * steps_per_epoch,
         )

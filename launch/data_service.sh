@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A tf.data service on this machine: one dispatcher and N workers that run the
+# training input pipeline for trainers elsewhere (or here).
+#
+#   launch/data_service.sh [-n WORKERS] [-p PORT] [-w WORK_DIR]
+#   alexnet-train data.service=grpc://$(hostname):5050 ...   # on the trainers
+#
+# With -w the dispatcher journals its state (jobs, workers) in WORK_DIR and a
+# restarted dispatcher picks it up. Runs until interrupted (Ctrl-C or SIGTERM stops every process it started). On
+# a cluster, start the dispatcher once and workers on each CPU node with
+#   python -m alexnet_dist.data.service worker --dispatcher HOST:PORT --host $(hostname)
+# Workers read the same data paths as the trainers, so the records must be on a
+# filesystem they all see.
+set -euo pipefail
+workers=2
+port=5050
+work_dir=()
+while getopts "n:p:w:h" opt; do
+  case $opt in
+    n) workers=$OPTARG ;;
+    p) port=$OPTARG ;;
+    w) work_dir=(--work-dir "$OPTARG") ;;
+    *) echo "usage: $0 [-n WORKERS] [-p PORT] [-w WORK_DIR]" >&2; exit 2 ;;
+  esac
+done
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+python=${PYTHON:-$repo/.venv/bin/python}
+[[ -x $python ]] || python=python3
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  kill "${pids[@]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
+trap stop INT TERM EXIT
+
+"$python" -m alexnet_dist.data.service dispatcher --port "$port" "${work_dir[@]}" &
+pids+=($!)
+for ((i = 1; i <= workers; i++)); do
+  "$python" -m alexnet_dist.data.service worker --dispatcher "localhost:$port" \
+    --port $((port + i)) --host "$(hostname)" &
+  pids+=($!)
+done
+echo "tf.data service: dispatcher grpc://$(hostname):$port, $workers worker(s); Ctrl-C stops" >&2
+# Exit (stopping the others) as soon as any of them does.
+wait -n "${pids[@]}"

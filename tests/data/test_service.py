@@ -1,0 +1,89 @@
+"""The tf.data service: a real dispatcher and worker (launch/data_service.sh) run the
+training input pipeline, and the trainer reads its batches from them."""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+from hydra import compose, initialize_config_module
+
+from alexnet_dist.train import run
+from tests.helpers import REPO
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("localhost", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def worker_pid(service_pid: int) -> int:
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/cmdline") as f:
+                    cmd = f.read().split("\0")
+                with open(f"/proc/{stat}/stat") as f:
+                    parent = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            if parent == service_pid and "worker" in cmd:
+                return int(stat)
+    raise AssertionError("no tf.data service worker was started")
+
+
+def test_training_reads_its_batches_from_the_service(tmp_path, shapes_records):
+    records, cache = shapes_records
+    port = free_port()
+    service = subprocess.Popen(
+        [os.path.join(REPO, "launch", "data_service.sh"), "-n", "1", "-p", str(port),
+         "-w", str(tmp_path / "dispatcher")],
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(port + 1)  # the worker's: it starts after the dispatcher
+        assert service.poll() is None, service.communicate()[1][-2000:]
+        worker = worker_pid(service.pid)
+        before = cpu_seconds(worker)
+        with initialize_config_module("alexnet_dist.conf", version_base="1.3"):
+            cfg = compose(
+                config_name="config",
+                overrides=[
+                    "debug=tiny", "data=tfrecord", f"data.dir={records}", "data.resize_size=72",
+                    "data.std=[58.4,57.1,57.4]", "trainer.max_steps=6",
+                    f"data.service=grpc://localhost:{port}",
+                ],
+            )  # fmt: skip
+        result = run(cfg, str(tmp_path / "run"))
+        assert result["step"] == 6
+        # The decoding and augmentation ran in the service's worker process.
+        # The dispatcher's journal holds the run's job, and the service's worker did
+        # the decoding and augmentation.
+        journal = b"".join(p.read_bytes() for p in (tmp_path / "dispatcher").rglob("journal_*"))
+        assert b"-train-epoch0-worker0of1" in journal
+        assert cpu_seconds(worker) - before > 0.05
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)
+        service.communicate(timeout=30)

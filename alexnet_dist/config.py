@@ -80,6 +80,9 @@ class DataConfig:
     # The tf.data service dispatcher that runs the training input pipeline, e.g.
     # grpc://cpu-node-1:5050 (launch/data_service.sh starts one); null: in-process.
     service: str | None = None
+    # Keep each worker's records in memory after the first epoch (records sources);
+    # for data that fits in RAM on slow or shared filesystems.
+    cache: bool = False
     eval_crops: int = 1  # validation: 1 (centre crop) or 10 (the paper's 10-crop)
 
 

@@ -42,6 +42,10 @@ class InputSpec:
     # and a name unique to the run for its jobs; None reads and decodes in this process.
     service: str | None = None
     service_job: str = "alexnet"
+    # Keep this worker's records (the JPEG bytes) in memory after the first pass, so
+    # later epochs and evaluations do not read the files again. The shard order is
+    # then fixed; the shuffle buffer does the mixing. Needs RAM for the worker's share.
+    cache: bool = False
 
 
 def list_shards(data_dir: str, split: str) -> list[str]:
@@ -126,15 +130,13 @@ def make_dataset(
     files = all_files[worker::workers]
 
     epoch_seed = spec.seed * 1_000_003 + epoch
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if spec.training:
-        ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)
-    ds = ds.interleave(
-        tf.data.TFRecordDataset,
-        cycle_length=min(len(files), 16),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=spec.deterministic,
-    )
+    if spec.cache:
+        ds = _cached_records(tuple(files), spec.deterministic)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(files)
+        if spec.training:
+            ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)
+        ds = _interleave(ds, len(files), spec.deterministic)
     if spec.training:
         ds = ds.shuffle(spec.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
         # With the service the pipeline is split between its workers: skip here instead.
@@ -178,6 +180,31 @@ def make_dataset(
         sum(counts[os.path.basename(f)] for f in all_files[w::workers]) for w in range(workers)
     ]
     return batch_to_equal_steps(ds, spec.batch_size, per_worker).prefetch(tf.data.AUTOTUNE)
+
+
+def _interleave(files: tf.data.Dataset, count: int, deterministic: bool) -> tf.data.Dataset:
+    return files.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=min(count, 16),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
+
+
+_CACHES: dict[tuple, tf.data.Dataset] = {}
+
+
+def _cached_records(files: tuple[str, ...], deterministic: bool) -> tf.data.Dataset:
+    """The records of `files` in a fixed order, cached in memory once read through.
+
+    Every epoch's dataset is built on the same cached dataset object: that is
+    what lets a new pipeline read the memory filled by an earlier one.
+    """
+    key = (files, deterministic)
+    if key not in _CACHES:
+        files_ds = tf.data.Dataset.from_tensor_slices(list(files))
+        _CACHES[key] = _interleave(files_ds, len(files), deterministic).cache()
+    return _CACHES[key]
 
 
 def image_seeds(epoch_seed: int, index: tf.Tensor, workers: int, worker: int):

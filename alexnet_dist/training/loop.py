@@ -44,6 +44,7 @@ def input_spec(cfg: Config, training: bool, batch_size: int, run_dir: str = "") 
         train_crop=cfg.data.train_crop,
         eval_crops=cfg.data.eval_crops,
         service=cfg.data.service,
+        cache=cfg.data.cache,
         # Jobs of one run share a name across its restarts, never with another run's.
         service_job=f"alexnet-{zlib.crc32(os.path.abspath(run_dir).encode()):08x}",
     )

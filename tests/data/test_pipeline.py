@@ -228,3 +228,19 @@ def test_inception_training_batches(shapes_records):
     records, _ = shapes_records
     images, labels = next(iter(make_dataset(spec(records, train_crop="inception"))))
     assert images.shape == (8, 67, 67, 3) and labels.shape == (8,)
+
+
+def test_cache_serves_later_epochs_from_memory(shapes_records, tmp_path):
+    import shutil
+
+    records, _ = shapes_records
+    copy = tmp_path / "records"
+    shutil.copytree(records, copy)
+    cached = spec(str(copy), cache=True)
+    first = [b[1].numpy() for b in make_dataset(cached, epoch=0)]
+    for shard in copy.glob("train-*.tfrecord"):
+        shard.write_bytes(b"not records")  # later epochs must not read the files
+    second = [b[1].numpy() for b in make_dataset(cached, epoch=1)]
+    assert len(first) == len(second) == 120 // 8
+    assert sorted(np.concatenate(first)) == sorted(np.concatenate(second))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))

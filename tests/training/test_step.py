@@ -52,14 +52,16 @@ def test_mixed_bfloat16_computes_in_bf16_with_float32_weights_and_logits(jit_com
     assert logits.dtype == tf.float32
 
 
-def fp16_setup(runtime, initial_scale, growth_steps=2000):
+def fp16_setup(runtime, initial_scale, growth_steps=2000, jit_compile=False):
     keras.mixed_precision.set_dtype_policy("mixed_float16")
     keras.utils.set_random_seed(0)
     with runtime.scope():
         model = build_alexnet("paper", 5, 67, width=0.125, dropout=0.0, init="he")
         optimizer = build_optimizer(OptimConfig(), model, 0.05, skip_non_finite=True)
         loss_scale = LossScale(initial_scale, growth_steps)
-    step = make_train_step(model, optimizer, runtime, 8, 5e-4, loss_scale=loss_scale)
+    step = make_train_step(
+        model, optimizer, runtime, 8, 5e-4, jit_compile=jit_compile, loss_scale=loss_scale
+    )
     return model, optimizer, loss_scale, step
 
 
@@ -142,3 +144,15 @@ def test_multi_crop_prediction_averages_the_softmax_over_crops():
     for i in range(2):
         probs = tf.nn.softmax(model(crops[i], training=False)).numpy()
         np.testing.assert_allclose(np.exp(got[i]), probs.mean(axis=0), rtol=1e-5)
+
+
+def test_fp16_step_under_xla_applies_finite_steps():
+    try:
+        runtime = create_runtime(DistributeConfig())
+        model, optimizer, loss_scale, step = fp16_setup(runtime, 1024.0, jit_compile=True)
+        initial = state_of(model, optimizer)
+        sums = step(batch(np.random.default_rng(0)))
+        assert float(sums["skipped"]) == 0.0 and np.isfinite(float(sums["loss_sum"]))
+        assert any(np.any(a != b) for a, b in zip(initial, state_of(model, optimizer), strict=True))
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")

@@ -164,22 +164,27 @@ def make_dataset(
     if spec.training and spec.service:
         from alexnet_dist.data import service
 
-        ds = ds.batch(spec.batch_size, drop_remainder=True)
+        # Images, not batches, come back: each service worker would otherwise drop
+        # its own partial last batch, and the epoch would come up short.
         job = f"{spec.service_job}-{spec.split}-epoch{epoch}-worker{worker}of{workers}"
-        ds = service.distribute(ds, spec.service, job).skip(skip_batches)
+        ds = service.distribute(ds, spec.service, job)
+        ds = ds.batch(spec.batch_size, drop_remainder=True).skip(skip_batches)
         return ds.prefetch(tf.data.AUTOTUNE)
     if spec.training or workers == 1:
         return ds.batch(spec.batch_size, drop_remainder=spec.training).prefetch(tf.data.AUTOTUNE)
-    counts = schema.read_split_info(spec.data_dir, spec.split)["shards"]
-    missing = [os.path.basename(f) for f in all_files if os.path.basename(f) not in counts]
+    per_worker = images_per_worker(spec.data_dir, spec.split, all_files, workers)
+    return batch_to_equal_steps(ds, spec.batch_size, per_worker).prefetch(tf.data.AUTOTUNE)
+
+
+def images_per_worker(data_dir: str, split: str, files: list[str], workers: int) -> list[int]:
+    """How many images each worker's shards (files[w::workers]) hold, from the split report."""
+    counts = schema.read_split_info(data_dir, split)["shards"]
+    missing = [os.path.basename(f) for f in files if os.path.basename(f) not in counts]
     if missing:
         raise schema.DataError(
-            f"shard(s) {missing[:3]} in {spec.data_dir} are not in its {spec.split}.json report"
+            f"shard(s) {missing[:3]} in {data_dir} are not in its {split}.json report"
         )
-    per_worker = [
-        sum(counts[os.path.basename(f)] for f in all_files[w::workers]) for w in range(workers)
-    ]
-    return batch_to_equal_steps(ds, spec.batch_size, per_worker).prefetch(tf.data.AUTOTUNE)
+    return [sum(counts[os.path.basename(f)] for f in files[w::workers]) for w in range(workers)]
 
 
 def _interleave(files: tf.data.Dataset, count: int, deterministic: bool) -> tf.data.Dataset:

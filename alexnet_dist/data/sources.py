@@ -38,6 +38,15 @@ class Source(abc.ABC):
     def num_examples(self, split: str) -> int:
         """Images in `split`."""
 
+    def worker_examples(self, split: str, num_workers: int) -> list[int]:
+        """The images each of `num_workers` workers reads of `split`.
+
+        Training takes as many steps per epoch as the worker with the fewest images
+        can fill, so that no worker runs out before the others.
+        """
+        share, extra = divmod(self.num_examples(split), num_workers)
+        return [share + (w < extra) for w in range(num_workers)]
+
     def check_workers(self, split: str, num_workers: int) -> None:  # noqa: B027
         """Raises DataError if `split` cannot be divided between `num_workers` workers.
 
@@ -72,6 +81,10 @@ class Records(Source):
 
     def check_workers(self, split, num_workers):
         pipeline.check_enough_shards(self.data_dir, split, num_workers)
+
+    def worker_examples(self, split, num_workers):
+        files = pipeline.check_enough_shards(self.data_dir, split, num_workers)
+        return pipeline.images_per_worker(self.data_dir, split, files, num_workers)
 
     def dataset(self, spec, epoch=0, skip_batches=0, input_context=None):
         spec = dataclasses.replace(spec, data_dir=self.data_dir)
@@ -116,6 +129,9 @@ class TFDS(Source):
     def num_examples(self, split):
         return int(self.builder.as_dataset(split=split).cardinality())
 
+    def worker_examples(self, split, num_workers):
+        return [self.num_examples(self._split(split, num_workers, w)) for w in range(num_workers)]
+
     def dataset(self, spec, epoch=0, skip_batches=0, input_context=None):
         workers = input_context.num_input_pipelines if input_context else 1
         worker = input_context.input_pipeline_id if input_context else 0
@@ -145,9 +161,7 @@ class TFDS(Source):
                 lambda image, label: (pipeline.eval_image(image, spec), label),
                 num_parallel_calls=tf.data.AUTOTUNE,
             )
-            counts = [
-                self.num_examples(self._split(spec.split, workers, w)) for w in range(workers)
-            ]
+            counts = self.worker_examples(spec.split, workers)
             ds = pipeline.batch_to_equal_steps(ds, spec.batch_size, counts)
         return ds.prefetch(tf.data.AUTOTUNE)
 
@@ -170,6 +184,9 @@ class Synthetic(Source):
 
     def num_examples(self, split):
         return self._train if split == self._train_split else self._val
+
+    def worker_examples(self, split, num_workers):
+        return [self.num_examples(split) // num_workers] * num_workers
 
     def dataset(self, spec, epoch=0, skip_batches=0, input_context=None):
         workers = input_context.num_input_pipelines if input_context else 1

@@ -14,6 +14,7 @@ from alexnet_dist import runs
 from alexnet_dist.config import Config, ConfigError
 from alexnet_dist.data import sources
 from alexnet_dist.data.pipeline import InputSpec
+from alexnet_dist.data.schema import DataError
 from alexnet_dist.distribute import Runtime, create_runtime
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint, checkpoint_dir
@@ -113,7 +114,10 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     for split in (cfg.data.train_split, cfg.data.val_split):  # before any worker waits
         source.check_workers(split, runtime.num_workers)
     num_train = source.num_examples(cfg.data.train_split)
-    steps_per_epoch = num_train // global_batch
+    # As many steps as the worker with the fewest images can fill: none runs out first.
+    worker_batch = global_batch // runtime.num_workers
+    steps_per_epoch = min(source.worker_examples(cfg.data.train_split, runtime.num_workers))
+    steps_per_epoch //= worker_batch
     if steps_per_epoch < 1:
         raise ConfigError(
             f"data.global_batch_size={global_batch} is larger than the "
@@ -214,8 +218,11 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
             waited = time.perf_counter()
             with source.reading(cfg.data.train_split):
                 batch = next(iterator, None)
-            if batch is None:
-                break
+            if batch is None:  # a source that holds fewer images than it said
+                raise DataError(
+                    f"the training input of epoch {epoch + 1} ended after step {step}, "
+                    f"before the epoch's last step {epoch_end} ({source.description})"
+                )
             waited = time.perf_counter() - waited
             if first:  # what the network sees, after augmentation
                 images = runtime.first_replica(batch)[0].numpy()

@@ -16,7 +16,10 @@ import logging
 import os
 import sys
 
-from alexnet_dist.data.converter import ConversionError, convert_tree
+# TensorFlow's C++ info and warning lines drown the output; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from alexnet_dist.data.converter import ConversionError, convert_tree  # noqa: E402
 
 DEFAULT_SHARDS = {"train": 1024, "val": 128, "validation": 128}
 
@@ -74,7 +77,6 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logging.getLogger("alexnet_dist").setLevel(logging.INFO)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         file_classes = None
         if args.val_labels:

@@ -13,16 +13,19 @@ import json
 import os
 import sys
 
-import tensorflow as tf
+# TensorFlow's C++ info and warning lines drown the output; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from alexnet_dist import runs
-from alexnet_dist.config import DistributeConfig
-from alexnet_dist.data import schema, sources
-from alexnet_dist.data.pipeline import list_shards
-from alexnet_dist.distribute import create_runtime
-from alexnet_dist.training.loop import input_spec
-from alexnet_dist.training.step import make_eval_step
-from alexnet_dist.training.summaries import Meter
+import tensorflow as tf  # noqa: E402
+
+from alexnet_dist import runs  # noqa: E402
+from alexnet_dist.config import DistributeConfig  # noqa: E402
+from alexnet_dist.data import schema, sources  # noqa: E402
+from alexnet_dist.data.pipeline import list_shards  # noqa: E402
+from alexnet_dist.distribute import create_runtime  # noqa: E402
+from alexnet_dist.training.loop import input_spec  # noqa: E402
+from alexnet_dist.training.step import make_eval_step  # noqa: E402
+from alexnet_dist.training.summaries import Meter  # noqa: E402
 
 
 def evaluate_checkpoint(

@@ -20,12 +20,15 @@ import shutil
 import sys
 import tempfile
 
-import tensorflow as tf
+# TensorFlow's C++ info and warning lines drown the output; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from alexnet_dist import runs
-from alexnet_dist.config import Config
-from alexnet_dist.data import augment
-from alexnet_dist.training.step import predict_log_probs
+import tensorflow as tf  # noqa: E402
+
+from alexnet_dist import runs  # noqa: E402
+from alexnet_dist.config import Config  # noqa: E402
+from alexnet_dist.data import augment  # noqa: E402
+from alexnet_dist.training.step import predict_log_probs  # noqa: E402
 
 EXPORT_INFO = "alexnet_export.json"
 

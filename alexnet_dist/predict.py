@@ -7,7 +7,10 @@ import argparse
 import os
 import sys
 
-import tensorflow as tf
+# TensorFlow's C++ info and warning lines drown the output; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
 
 
 class PredictError(ValueError):

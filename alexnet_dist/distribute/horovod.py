@@ -72,6 +72,10 @@ class HorovodRuntime(Runtime):
     def reduce_gradients(self, grads):
         return self.hvd.grouped_allreduce(grads, op=self.hvd.Sum, compression=self.compression)
 
+    def offset_by_replica(self, variables):
+        for v in variables:
+            v.assign_add(tf.constant([self.hvd.rank(), 0], dtype=v.dtype))
+
     def broadcast_variables(self, variables):
         # Keras variables wrap the tf.Variable that Horovod can broadcast.
         plain = [v.value if isinstance(v, keras.Variable) else v for v in variables]

@@ -72,6 +72,16 @@ class Runtime(abc.ABC):
         """Makes every process hold rank 0's values (a strategy keeps them in sync itself)."""
         return None
 
+    @abc.abstractmethod
+    def offset_by_replica(self, variables: list) -> None:
+        """Adds [replica index, 0] to each int seed state, on each replica.
+
+        Keras keeps a layer's random state (dropout's SeedGenerator) in a variable
+        that every replica starts with the same value: every replica would draw
+        the same dropout masks. After this, replica r draws from key + r. Replica
+        0 keeps the checkpointed value, so resume stays exact.
+        """
+
     def first_replica(self, value: Any) -> Any:
         """This process's first replica's part of a distributed value (for summaries)."""
         return value

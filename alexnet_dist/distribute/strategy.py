@@ -42,6 +42,21 @@ class StrategyRuntime(Runtime):
     def distribute_dataset(self, dataset_fn):
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
+    def offset_by_replica(self, variables):
+        if not variables or self.num_replicas == 1:
+            return
+
+        @tf.function
+        def offset():
+            def add_replica_index():
+                index = tf.distribute.get_replica_context().replica_id_in_sync_group
+                for v in variables:
+                    v.assign_add(tf.cast(tf.stack([index, 0]), v.dtype))
+
+            self.strategy.run(add_replica_index)
+
+        offset()
+
     def first_replica(self, value):
         return tf.nest.map_structure(
             lambda v: self.strategy.experimental_local_results(v)[0], value

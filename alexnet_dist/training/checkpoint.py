@@ -62,6 +62,7 @@ class Checkpointer:
         # Dropout's random state is not among the model's checkpointed weights;
         # without it a resumed run would draw other masks than an uninterrupted one.
         rng = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
+        self.rng_states = rng
         # Restore must match the core state exactly (a different model is an error);
         # the rest may be missing from a checkpoint, e.g. when a run switches to the
         # plateau schedule or to mixed_float16 on resume: it then starts fresh.

@@ -164,6 +164,8 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         + [checkpointer.epoch, checkpointer.evaluated_step]
         + [v for module in state.values() for v in module.variables]
     )
+    # ...but not the same dropout masks: each replica draws its own.
+    runtime.offset_by_replica(checkpointer.rng_states)
     train_step = make_train_step(
         model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
         jit_compile=cfg.trainer.jit_compile, stop_flag=preemption.flag,

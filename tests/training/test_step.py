@@ -156,3 +156,30 @@ def test_fp16_step_under_xla_applies_finite_steps():
         assert any(np.any(a != b) for a, b in zip(initial, state_of(model, optimizer), strict=True))
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
+
+
+def test_each_replica_draws_its_own_dropout_masks():
+    runtime = create_runtime(DistributeConfig(backend="mirrored", devices=["/cpu:0", "/cpu:1"]))
+    with runtime.scope():
+        keras.utils.set_random_seed(0)
+        model = build_alexnet("paper", 5, 67, width=0.125, dropout=0.5, init="he")
+    seeds = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
+    images = tf.random.stateless_normal([2, 67, 67, 3], [0, 0])
+
+    @tf.function
+    def forward():
+        return runtime.strategy.run(lambda: model(images, training=True))
+
+    def per_replica():
+        return [t.numpy() for t in forward().values]
+
+    same = per_replica()
+    np.testing.assert_array_equal(same[0], same[1])  # Keras alone: one mask for all
+    before = [[c.numpy() for c in v.value.values] for v in seeds]
+    runtime.offset_by_replica(seeds)
+    for v, (first, second) in zip(seeds, before, strict=True):
+        now = [c.numpy() for c in v.value.values]
+        np.testing.assert_array_equal(now[0], first)  # replica 0 keeps the checkpointed state
+        np.testing.assert_array_equal(now[1], second + [1, 0])
+    logits = per_replica()
+    assert np.abs(logits[0] - logits[1]).max() > 1e-4

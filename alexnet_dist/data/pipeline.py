@@ -146,6 +146,10 @@ def make_dataset(
         def preprocess(index, serialized):
             features = schema.parse(serialized)
             encoded = features["image/encoded"]
+            if spec.service:
+                # The service's workers each number their own part of the stream, so
+                # positions repeat: seed from the image's file name instead.
+                index = tf.strings.to_hash_bucket_fast(features["image/filename"], 2**62)
             crop_seed, lighting_seed = image_seeds(epoch_seed, index, workers, worker)
             if spec.train_crop == "inception":
                 image = augment.decode_inception_crop_and_flip(encoded, spec.crop_size, crop_seed)

@@ -11,8 +11,11 @@ as a job of its own; the service's workers share its files between them
     python -m alexnet_dist.data.service dispatcher --port 5050
     python -m alexnet_dist.data.service worker --dispatcher host:5050 --port 5051
 
-With more than one service worker the order of batches depends on timing, so a
-resumed run sees the right number of batches but not the same order.
+The service returns augmented images and the trainer batches them (a service
+worker would drop its own partial last batch). Each image's crop and lighting are
+seeded by its file name and the epoch, since positions in the stream repeat
+across service workers. With more than one service worker the order depends on
+timing, so a resumed run sees the right number of batches but not the same order.
 """
 
 import argparse

@@ -293,22 +293,30 @@ def test_paper_imagenet_recipe_runs_end_to_end_on_small_records(tmp_path, shapes
     assert reader.get_tensor("plateau/best_error/.ATTRIBUTES/VARIABLE_VALUE") <= 1.0
 
 
-def test_damaged_shard_is_named(tmp_path, shapes_records):
+@pytest.mark.parametrize("damage, reason", [("truncate", "truncated"), ("flip", "corrupted")])
+def test_damaged_shard_is_named(tmp_path, shapes_records, damage, reason):
     import shutil
 
     records, _ = shapes_records
     copy = tmp_path / "records"
     shutil.copytree(records, copy)
     damaged = copy / "train-00002-of-00004.tfrecord"
+    size = os.path.getsize(damaged)
     with open(damaged, "r+b") as f:
-        f.truncate(os.path.getsize(damaged) // 2)
+        if damage == "truncate":
+            f.truncate(size // 2)
+        else:  # one flipped byte inside a record: its checksum no longer matches
+            f.seek(size // 3)
+            byte = f.read(1)
+            f.seek(size // 3)
+            f.write(bytes([byte[0] ^ 0xFF]))
     result = run_cli(
         ["-m", "alexnet_dist.train", "debug=tiny", "data=tfrecord", f"data.dir={copy}",
          "data.resize_size=72", f"hydra.run.dir={tmp_path}/run"],
         timeout=300,
     )  # fmt: skip
     assert result.returncode == 1
-    assert f"alexnet-train: error: shard {damaged} is damaged (truncated record at" in (
+    assert f"alexnet-train: error: shard {damaged} is damaged ({reason} record at" in (
         result.stderr
     )
 

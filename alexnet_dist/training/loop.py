@@ -127,45 +127,9 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     if cfg.trainer.max_steps:
         total_steps = min(total_steps, cfg.trainer.max_steps)
 
-    with runtime.scope():
-        model = build_alexnet(
-            cfg.model.variant,
-            num_classes=len(labels),
-            image_size=cfg.model.image_size,
-            width=cfg.model.width,
-            dropout=cfg.model.dropout,
-            tower_devices=cfg.model.tower_devices,
-            init=cfg.model.init,
-        )
-        schedule = build_schedule(cfg.optim, global_batch, steps_per_epoch, total_steps)
-        fp16 = cfg.precision.policy == "mixed_float16"
-        optimizer = build_optimizer(cfg.optim, model, schedule, skip_non_finite=fp16)
-        state = {}  # what else a resumed run must continue from
-        if schedule.plateau is not None:
-            state["plateau"] = schedule.plateau
-        loss_scale = None
-        if fp16:
-            loss_scale = state["loss_scale"] = LossScale(
-                cfg.precision.initial_loss_scale, cfg.precision.loss_scale_growth_steps
-            )
-        checkpointer = Checkpointer(
-            checkpoint_dir(run_dir),
-            model,
-            optimizer,
-            cfg.trainer.keep_checkpoints,
-            runtime.is_chief,
-            **state,
-        )
-    checkpointer.restore_latest()
-    # Same start everywhere: rank 0's initial or restored weights and optimizer state.
-    runtime.broadcast_variables(
-        model.variables
-        + optimizer.variables
-        + [checkpointer.epoch, checkpointer.evaluated_step]
-        + [v for module in state.values() for v in module.variables]
+    model, optimizer, schedule, loss_scale, checkpointer = _build(
+        cfg, runtime, run_dir, len(labels), global_batch, steps_per_epoch, total_steps
     )
-    # ...but not the same dropout masks: each replica draws its own.
-    runtime.offset_by_replica(checkpointer.rng_states)
     train_step = make_train_step(
         model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
         jit_compile=cfg.trainer.jit_compile, stop_flag=preemption.flag,
@@ -240,15 +204,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
                 tf.profiler.experimental.stop()
                 log.info("profile of steps %d-%d written to %s", *profile, summaries.logdir)
             stop = float(sums.pop("stop")) > 0
-            loss = float(sums["loss_sum"])
-            bad_grads = float(sums.pop("nonfinite", 0.0)) > 0
-            if not math.isfinite(loss) or bad_grads:
-                what = f"loss is {loss}" if not math.isfinite(loss) else "gradients are not finite"
-                raise NonFiniteLossError(
-                    f"the training {what} at step {step}; stopping without saving. "
-                    f"The newest checkpoint in {checkpointer.directory} is from before it "
-                    "(lower optim.lr, or check the input data)"
-                )
+            _check_finite(sums, step, checkpointer)
             meter.add(sums, data_wait=waited)
             if step % cfg.trainer.log_every_steps == 0 or step == epoch_end:
                 _report(summaries, meter, optimizer, loss_scale, epoch, step, total_steps,
@@ -279,6 +235,69 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     checkpointer.close()
     summaries.close()
     return _result(step, steps_per_epoch, val, run_dir, runtime, checkpointer, summaries)
+
+
+def _build(cfg, runtime, run_dir, num_classes, global_batch, steps_per_epoch, total_steps):
+    """Model, optimizer, schedule, loss scale and checkpointer, restored and in sync.
+
+    Everything is created in the runtime's scope; then the newest checkpoint is
+    restored, Horovod broadcasts rank 0's state, and each replica's dropout
+    state is offset so that replicas draw their own masks.
+    """
+    with runtime.scope():
+        model = build_alexnet(
+            cfg.model.variant,
+            num_classes=num_classes,
+            image_size=cfg.model.image_size,
+            width=cfg.model.width,
+            dropout=cfg.model.dropout,
+            tower_devices=cfg.model.tower_devices,
+            init=cfg.model.init,
+        )
+        schedule = build_schedule(cfg.optim, global_batch, steps_per_epoch, total_steps)
+        fp16 = cfg.precision.policy == "mixed_float16"
+        optimizer = build_optimizer(cfg.optim, model, schedule, skip_non_finite=fp16)
+        state = {}  # what else a resumed run must continue from
+        if schedule.plateau is not None:
+            state["plateau"] = schedule.plateau
+        loss_scale = None
+        if fp16:
+            loss_scale = state["loss_scale"] = LossScale(
+                cfg.precision.initial_loss_scale, cfg.precision.loss_scale_growth_steps
+            )
+        checkpointer = Checkpointer(
+            checkpoint_dir(run_dir),
+            model,
+            optimizer,
+            cfg.trainer.keep_checkpoints,
+            runtime.is_chief,
+            **state,
+        )
+    checkpointer.restore_latest()
+    # Same start everywhere: rank 0's initial or restored weights and optimizer state...
+    runtime.broadcast_variables(
+        model.variables
+        + optimizer.variables
+        + [checkpointer.epoch, checkpointer.evaluated_step]
+        + [v for module in state.values() for v in module.variables]
+    )
+    # ...but not the same dropout masks: each replica draws its own.
+    runtime.offset_by_replica(checkpointer.rng_states)
+    return model, optimizer, schedule, loss_scale, checkpointer
+
+
+def _check_finite(sums: dict, step: int, checkpointer: Checkpointer) -> None:
+    """Stops the run, before anything is saved, at a non-finite loss or gradient."""
+    loss = float(sums["loss_sum"])
+    bad_grads = float(sums.pop("nonfinite", 0.0)) > 0
+    if math.isfinite(loss) and not bad_grads:
+        return
+    what = f"loss is {loss}" if not math.isfinite(loss) else "gradients are not finite"
+    raise NonFiniteLossError(
+        f"the training {what} at step {step}; stopping without saving. "
+        f"The newest checkpoint in {checkpointer.directory} is from before it "
+        "(lower optim.lr, or check the input data)"
+    )
 
 
 def _result(step, steps_per_epoch, val, run_dir, runtime, checkpointer, summaries, preempted=None):

@@ -16,10 +16,16 @@ from tests.helpers import REPO
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
+def free_port_pair() -> int:
+    """A port p such that p (the dispatcher's) and p + 1 (the worker's) are both free."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("localhost", 0))
+            port = s.getsockname()[1]
+        with socket.socket() as s:
+            if s.connect_ex(("localhost", port + 1)) != 0:
+                return port
+    raise AssertionError("no two consecutive free ports")
 
 
 def wait_for_port(port: int, timeout: float = 90) -> None:
@@ -55,7 +61,7 @@ def worker_pid(service_pid: int) -> int:
 
 def test_training_reads_its_batches_from_the_service(tmp_path, shapes_records):
     records, cache = shapes_records
-    port = free_port()
+    port = free_port_pair()
     service = subprocess.Popen(
         [os.path.join(REPO, "launch", "data_service.sh"), "-n", "1", "-p", str(port),
          "-w", str(tmp_path / "dispatcher")],

@@ -3,8 +3,10 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,3 +57,25 @@ def assert_skipped_then_lowered(run_dir, initial_scale: float) -> None:
     assert [m["step"] for m in train] == [1, 2, 3, 4]
     assert train[0]["skipped_steps"] == 1 and train[0]["loss_scale"] == initial_scale / 2
     assert all(m["loss_scale"] < initial_scale for m in train)
+
+
+def free_port_pair() -> int:
+    """A port p such that p (the dispatcher's) and p + 1 (the worker's) are both free."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("localhost", 0))
+            port = s.getsockname()[1]
+        with socket.socket() as s:
+            if s.connect_ex(("localhost", port + 1)) != 0:
+                return port
+    raise AssertionError("no two consecutive free ports")
+
+
+def wait_for_port(port: int, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("localhost", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")

@@ -8,13 +8,14 @@ SlurmClusterResolver, horovodrun, training) is the real thing.
 
 import glob
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
 
 from alexnet_dist.distribute.launcher import free_ports
-from tests.helpers import REPO
+from tests.helpers import REPO, free_port_pair, wait_for_port
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
@@ -103,3 +104,28 @@ def test_slurm_cluster_outside_a_job_step_is_a_config_error(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "needs a Slurm job step" in result.stdout + result.stderr
+
+
+def test_data_service_script_serves_a_training_job(tmp_path, slurm_env):
+    port = free_port_pair()
+    env = {**slurm_env, "SLURM_NTASKS": "1", "SERVICE_PORT": str(port)}
+    service = subprocess.Popen(
+        ["bash", os.path.join(REPO, "slurm", "data_service.sbatch")], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    address_file = tmp_path / "data-service-77.address"
+    try:
+        wait_for_port(port + 1)  # the worker, started by srun
+        assert address_file.read_text().strip() == f"grpc://localhost:{port}"
+        result = subprocess.run(
+            [sys.executable, "-m", "alexnet_dist.train", "debug=tiny", "trainer.max_steps=3",
+             f"data.cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
+             f"data.service={address_file.read_text().strip()}"],
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "finished at step 3" in result.stdout
+    finally:
+        os.killpg(service.pid, signal.SIGTERM)  # scancel
+        service.communicate(timeout=30)
+    assert not address_file.exists()  # the job removes its address when it ends

@@ -3,39 +3,15 @@ training input pipeline, and the trainer reads its batches from them."""
 
 import os
 import signal
-import socket
 import subprocess
-import time
 
 import pytest
 from hydra import compose, initialize_config_module
 
 from alexnet_dist.train import run
-from tests.helpers import REPO
+from tests.helpers import REPO, free_port_pair, wait_for_port
 
 pytestmark = pytest.mark.slow
-
-
-def free_port_pair() -> int:
-    """A port p such that p (the dispatcher's) and p + 1 (the worker's) are both free."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("localhost", 0))
-            port = s.getsockname()[1]
-        with socket.socket() as s:
-            if s.connect_ex(("localhost", port + 1)) != 0:
-                return port
-    raise AssertionError("no two consecutive free ports")
-
-
-def wait_for_port(port: int, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("localhost", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
 
 
 def cpu_seconds(pid: int) -> float:

@@ -27,8 +27,9 @@ class ModelConfig:
     image_size: int = 227  # network input side; the training crop size
     width: float = 1.0  # multiplier on every layer's filters and units
     dropout: float = 0.5
-    # Two devices to place tower a and tower b on (model parallelism), e.g.
+    # Two devices to place tower a and tower b on in a one-replica run, e.g.
     # ["/gpu:0", "/gpu:1"]; null keeps the whole model on the replica's device.
+    # With data parallelism use distribute.devices_per_replica=2 instead.
     tower_devices: list[str] | None = None
     # "paper": N(0, 0.01) and the paper's unit biases (inputs in 0-255 pixel units);
     # "he": He normal and zero biases (inputs scaled to unit variance, data.std ~58).
@@ -131,9 +132,14 @@ class DistributeConfig:
     port_base: int = 8888  # cluster=slurm: first port of the workers on each node
     hosts: list[str] | None = None  # cluster=hosts: every worker's "host:port", chief first
     task_index: int | None = None  # cluster=hosts: this worker's place in `hosts`
-    # mirrored without GPUs: split the CPU into this many logical devices, one
-    # replica each (to try data parallelism on a laptop; the tests use it).
+    # Without GPUs: split each process's CPU into this many logical devices that
+    # stand in for GPUs (mirrored: one replica each; devices_per_replica=2: a
+    # replica's two towers). To try both kinds of parallelism on a laptop.
     logical_cpus: int | None = None
+    # 2: the paper's split inside every replica: tower a on the replica's first
+    # device, tower b on its second (single, or horovod with one rank per pair of
+    # GPUs); 1: the whole model on one device.
+    devices_per_replica: int = 1
     collective: str = "auto"  # multiworker all-reduce: auto | ring | nccl
     fp16_allreduce: bool = False  # horovod: send gradients as float16 (half the traffic)
 
@@ -251,6 +257,7 @@ def validate(cfg: Config) -> Config:
     if any(s <= 0 for s in cfg.data.std):
         raise ConfigError(f"data.std must be positive, got {cfg.data.std}")
     _validate_distribute(cfg.distribute)
+    _validate_placement(cfg)
     if cfg.precision.policy not in POLICIES:
         raise ConfigError(
             f"precision.policy must be one of {POLICIES}, got {cfg.precision.policy!r}"
@@ -294,4 +301,52 @@ def _validate_distribute(cfg: DistributeConfig) -> None:
         raise ConfigError(
             "distribute.cluster=hosts needs distribute.hosts (every worker's host:port) "
             "and distribute.task_index (this worker's place in that list)"
+        )
+
+
+# What mirroring a two-device replica would cost (README, "the paper's two-GPU split at scale").
+_MIRRORED_TOWERS = (
+    "tf.distribute keeps each replica's copy of a variable on the replica's one device, so "
+    "tower b's weights would be copied to its device and its gradients back every step "
+    "(232 MB more per replica per step for the full-size network, measured with "
+    "tools/mirrored_towers.py); use distribute=horovod, "
+    "one rank per pair of devices"
+)
+
+
+def _validate_placement(cfg: Config) -> None:
+    """Model parallelism: which combinations of towers, devices and backends can work."""
+    per_replica = cfg.distribute.devices_per_replica
+    if per_replica not in (1, 2):
+        raise ConfigError(f"distribute.devices_per_replica must be 1 or 2, got {per_replica!r}")
+    if cfg.distribute.logical_cpus is not None and cfg.distribute.logical_cpus < 1:
+        raise ConfigError(
+            f"distribute.logical_cpus must be positive, got {cfg.distribute.logical_cpus!r}"
+        )
+    towers = cfg.model.tower_devices
+    split = per_replica == 2 or bool(towers)
+    if per_replica == 2 and cfg.model.variant != "paper":
+        raise ConfigError(
+            "distribute.devices_per_replica=2 places the paper network's two towers on two "
+            f"devices, but model.variant={cfg.model.variant!r} has one tower"
+        )
+    if per_replica == 2 and towers:
+        raise ConfigError(
+            "model.tower_devices and distribute.devices_per_replica=2 both place the towers; "
+            "set one (devices_per_replica=2 chooses each replica's devices itself)"
+        )
+    if towers and cfg.distribute.backend != "single":
+        raise ConfigError(
+            f"model.tower_devices places the towers of a one-replica run; with "
+            f"distribute={cfg.distribute.backend} use distribute.devices_per_replica=2"
+        )
+    if per_replica == 2 and cfg.distribute.backend in ("mirrored", "multiworker"):
+        raise ConfigError(
+            f"distribute.devices_per_replica=2 does not work with "
+            f"distribute={cfg.distribute.backend}: {_MIRRORED_TOWERS}"
+        )
+    if split and cfg.trainer.jit_compile:
+        raise ConfigError(
+            "trainer.jit_compile=true compiles a replica's step for one device; with the towers "
+            "on two devices (distribute.devices_per_replica=2 or model.tower_devices) leave it off"
         )

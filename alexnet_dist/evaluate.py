@@ -23,7 +23,6 @@ from alexnet_dist.config import DistributeConfig  # noqa: E402
 from alexnet_dist.data import schema, sources  # noqa: E402
 from alexnet_dist.data.pipeline import list_shards  # noqa: E402
 from alexnet_dist.distribute import create_runtime  # noqa: E402
-from alexnet_dist.training.loop import input_spec  # noqa: E402
 from alexnet_dist.training.step import make_eval_step  # noqa: E402
 from alexnet_dist.training.summaries import Meter  # noqa: E402
 
@@ -43,7 +42,7 @@ def evaluate_checkpoint(
     model = runs.load_model(cfg, checkpoint, len(labels))
     split = split or cfg.data.val_split
     spec = dataclasses.replace(
-        input_spec(cfg, training=False, batch_size=batch), split=split, eval_crops=crops
+        sources.input_spec(cfg, training=False, batch_size=batch), split=split, eval_crops=crops
     )
     eval_step = make_eval_step(model, create_runtime(DistributeConfig()))
     meter = Meter()

@@ -1,14 +1,20 @@
-"""Train-step throughput of one replica on synthetic data: images/s per precision and XLA setting.
+"""Train-step throughput on synthetic data: images/s per precision and XLA setting.
 
     .venv/bin/python tools/bench_step.py [--variant paper] [--batch 64] [--steps 10]
+    .venv/bin/python tools/bench_step.py --devices-per-replica 2 --xla off   # towers on 2 devices
+    horovodrun -np 2 .venv/bin/python tools/bench_step.py --backend horovod ...
 
-Runs the real model, optimizer and train step (alexnet_dist.training.step) on
-random tensors already in memory, so the figure is the step alone, without the
-input pipeline. The first two steps (tracing, XLA compilation) are not timed.
+Runs the real runtime, model, optimizer and train step (alexnet_dist.training.step)
+on random tensors already in memory, so the figure is the step alone, without
+the input pipeline. `--batch` is per replica; the figure is images/s over all
+replicas (rank 0 prints it). The first two steps (tracing, XLA compilation) are
+not timed. Without GPUs, `--devices-per-replica 2` gives each process two
+logical CPUs that stand in for them. tools/bench_towers.py runs every layout.
 """
 
 import argparse
 import itertools
+import json
 import os
 import sys
 import time
@@ -27,17 +33,19 @@ from alexnet_dist.training.optimizer import build_optimizer  # noqa: E402
 from alexnet_dist.training.step import make_train_step  # noqa: E402
 
 
-def images_per_second(args, policy: str, jit_compile: bool) -> float:
+def images_per_second(args, runtime, policy: str, jit_compile: bool) -> float:
     keras.mixed_precision.set_dtype_policy(policy)
     try:
-        runtime = create_runtime(DistributeConfig())
-        model = build_alexnet(args.variant, 1000, args.image_size, args.width)
+        global_batch = args.batch * runtime.num_replicas
+        model = build_alexnet(
+            args.variant, 1000, args.image_size, args.width, tower_devices=runtime.tower_devices
+        )
         fp16 = policy == "mixed_float16"
         optimizer = build_optimizer(
-            OptimConfig(), model, 0.01 * args.batch / 128, skip_non_finite=fp16
+            OptimConfig(), model, 0.01 * global_batch / 128, skip_non_finite=fp16
         )
         step = make_train_step(
-            model, optimizer, runtime, args.batch, 5e-4, jit_compile,
+            model, optimizer, runtime, global_batch, 5e-4, jit_compile,
             loss_scale=LossScale() if fp16 else None,
         )  # fmt: skip
         size = args.image_size or DEFAULT_IMAGE_SIZE[args.variant]
@@ -51,7 +59,7 @@ def images_per_second(args, policy: str, jit_compile: bool) -> float:
         for _ in range(args.steps):
             sums = step(batch)
         float(sums["loss_sum"])  # wait for the last step
-        return args.steps * args.batch / (time.perf_counter() - start)
+        return args.steps * global_batch / (time.perf_counter() - start)
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
 
@@ -61,17 +69,41 @@ def main(argv=None) -> int:
     parser.add_argument("--variant", default="paper")
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64, help="per replica")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument(
         "--policies", nargs="+", default=["float32", "mixed_bfloat16", "mixed_float16"]
     )
+    parser.add_argument("--xla", choices=["off", "on", "both"], default="both")
+    parser.add_argument("--backend", choices=["single", "horovod"], default="single")
+    parser.add_argument("--devices-per-replica", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--json", action="store_true", help="one JSON line per figure")
     args = parser.parse_args(argv)
-    print(f"{args.variant} AlexNet, width {args.width}, batch {args.batch}, {args.steps} steps")
-    print(f"{'precision':<16} {'XLA':<5} {'images/s':>9}")
-    for policy, jit in itertools.product(args.policies, (False, True)):
-        rate = images_per_second(args, policy, jit)
-        print(f"{policy:<16} {'on' if jit else 'off':<5} {rate:>9.1f}", flush=True)
+    per_replica = args.devices_per_replica
+    stand_ins = (
+        per_replica if per_replica > 1 and not tf.config.list_physical_devices("GPU") else None
+    )
+    runtime = create_runtime(
+        DistributeConfig(
+            backend=args.backend, devices_per_replica=per_replica, logical_cpus=stand_ins
+        )
+    )
+    xla = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
+    if runtime.is_chief and not args.json:
+        print(
+            f"{args.variant} AlexNet, width {args.width}, batch {args.batch} per replica x "
+            f"{runtime.num_replicas}, towers on {runtime.tower_devices or 'one device'}, "
+            f"{args.steps} steps"
+        )
+        print(f"{'precision':<16} {'XLA':<5} {'images/s':>9}")
+    for policy, jit in itertools.product(args.policies, xla):
+        rate = images_per_second(args, runtime, policy, jit)
+        if not runtime.is_chief:
+            continue
+        if args.json:
+            print(json.dumps({"policy": policy, "xla": jit, "images_per_sec": rate}), flush=True)
+        else:
+            print(f"{policy:<16} {'on' if jit else 'off':<5} {rate:>9.1f}", flush=True)
     return 0
 
 

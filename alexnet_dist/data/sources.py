@@ -18,14 +18,39 @@ import contextlib
 import dataclasses
 import logging
 import os
+import zlib
 
 import tensorflow as tf
 
-from alexnet_dist.config import DataConfig
+from alexnet_dist.config import Config, DataConfig
 from alexnet_dist.data import pipeline, schema, shapes
 from alexnet_dist.data.pipeline import InputSpec
 
 log = logging.getLogger(__name__)
+
+
+def input_spec(cfg: Config, training: bool, batch_size: int, run_dir: str = "") -> InputSpec:
+    """How to read the train or validation split, with this per-worker batch."""
+    return InputSpec(
+        data_dir="",  # the Records source fills it in
+        split=cfg.data.train_split if training else cfg.data.val_split,
+        batch_size=batch_size,
+        crop_size=cfg.model.image_size,
+        resize_size=cfg.data.resize_size,
+        training=training,
+        seed=cfg.trainer.seed,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        mean=tuple(cfg.data.mean),
+        std=tuple(cfg.data.std),
+        deterministic=cfg.data.deterministic,
+        lighting_std=cfg.data.lighting_std,
+        train_crop=cfg.data.train_crop,
+        eval_crops=cfg.data.eval_crops,
+        service=cfg.data.service,
+        cache=cfg.data.cache,
+        # Jobs of one run share a name across its restarts, never with another run's.
+        service_job=f"alexnet-{zlib.crc32(os.path.abspath(run_dir).encode()):08x}",
+    )
 
 
 class Source(abc.ABC):

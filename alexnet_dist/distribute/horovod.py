@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from alexnet_dist.config import ConfigError, DistributeConfig
+from alexnet_dist.distribute import devices
 from alexnet_dist.distribute.runtime import Runtime
 
 INSTALL_HINT = (
@@ -29,16 +30,28 @@ def _import_horovod():
 
 
 class HorovodRuntime(Runtime):
-    """One replica per process; rank 0 is the chief."""
+    """One replica per process; rank 0 is the chief.
+
+    With devices_per_replica=2 each rank owns two devices: on a host with G GPUs,
+    local rank r makes GPUs 2r and 2r+1 its /gpu:0 and /gpu:1 (so `horovodrun
+    -np` is G / 2 per host) and puts tower a on the first, tower b on the second.
+    Without GPUs, `logical_cpus=2` gives each rank two stand-in CPU devices.
+    """
 
     def __init__(self, cfg: DistributeConfig):
         hvd = _import_horovod()
         hvd.init()
+        devices.use_logical_cpus(cfg.logical_cpus)
+        per_replica = cfg.devices_per_replica
         gpus = tf.config.list_physical_devices("GPU")
-        if gpus:  # one GPU per process, chosen by its rank on this host
-            gpu = gpus[hvd.local_rank() % len(gpus)]
-            tf.config.experimental.set_memory_growth(gpu, True)
-            tf.config.set_visible_devices(gpu, "GPU")
+        if gpus:  # this rank's GPUs, chosen by its rank on this host
+            mine = devices.rank_devices(gpus, hvd.local_rank(), hvd.local_size(), per_replica)
+            for gpu in mine:
+                tf.config.experimental.set_memory_growth(gpu, True)
+            tf.config.set_visible_devices(mine, "GPU")
+        if per_replica > 1:
+            kind, local = devices.accelerators()
+            self.tower_devices = devices.replica_devices(local, 0, 1, per_replica, kind)
         self.hvd = hvd
         self.compression = hvd.Compression.fp16 if cfg.fp16_allreduce else hvd.Compression.none
 
@@ -69,8 +82,22 @@ class HorovodRuntime(Runtime):
     def run_and_sum(self, fn, args):
         return self.all_reduce_sum(fn(*args))
 
-    def reduce_gradients(self, grads):
-        return self.hvd.grouped_allreduce(grads, op=self.hvd.Sum, compression=self.compression)
+    def reduce_gradients(self, grads, variables):
+        # One all-reduce per device: with the towers on two devices, tower a's
+        # gradients are summed among the tower-a devices of all ranks, tower b's
+        # among the tower-b devices, each where it was computed (NCCL on GPUs).
+        by_device: dict[str, list[int]] = {}
+        for i, v in enumerate(variables):
+            by_device.setdefault(_device_of(v), []).append(i)
+        reduced = [None] * len(grads)
+        for device, indices in by_device.items():
+            with tf.device(device):
+                summed = self.hvd.grouped_allreduce(
+                    [grads[i] for i in indices], op=self.hvd.Sum, compression=self.compression
+                )
+            for i, g in zip(indices, summed, strict=True):
+                reduced[i] = g
+        return reduced
 
     def offset_by_replica(self, variables):
         for v in variables:
@@ -80,6 +107,10 @@ class HorovodRuntime(Runtime):
         # Keras variables wrap the tf.Variable that Horovod can broadcast.
         plain = [v.value if isinstance(v, keras.Variable) else v for v in variables]
         self.hvd.broadcast_variables(plain, root_rank=0)
+
+
+def _device_of(variable) -> str:
+    return (variable.value if isinstance(variable, keras.Variable) else variable).device
 
 
 def horovod(cfg: DistributeConfig) -> HorovodRuntime:

@@ -18,6 +18,11 @@ from alexnet_dist.config import ConfigError
 class Runtime(abc.ABC):
     """A distribution backend as seen by the training loop."""
 
+    # Where this process's replica puts tower a and tower b when it holds the model
+    # on two devices (distribute.devices_per_replica=2, or model.tower_devices in a
+    # one-replica run); None: the whole model on the replica's one device.
+    tower_devices: list[str] | None = None
+
     @property
     @abc.abstractmethod
     def num_replicas(self) -> int:
@@ -60,11 +65,12 @@ class Runtime(abc.ABC):
     def all_reduce_sum(self, value: tf.Tensor) -> tf.Tensor:
         """Inside a replica's step: the sum of `value` over all replicas, on every replica."""
 
-    def reduce_gradients(self, grads: list) -> list:
-        """Sums the gradients over replicas before the optimizer applies them.
+    def reduce_gradients(self, grads: list, variables: list) -> list:
+        """Sums the gradients of `variables` over replicas before the optimizer applies them.
 
-        tf.distribute strategies do this inside `optimizer.apply_gradients`, so by
-        default there is nothing to do; Horovod overrides it.
+        Each variable's gradient is reduced on that variable's device. tf.distribute
+        strategies do this inside `optimizer.apply_gradients`, so by default there
+        is nothing to do; Horovod overrides it.
         """
         return grads
 

@@ -6,7 +6,7 @@ import os
 import tensorflow as tf
 
 from alexnet_dist.config import DistributeConfig
-from alexnet_dist.distribute import cluster
+from alexnet_dist.distribute import cluster, devices
 from alexnet_dist.distribute.runtime import Runtime
 
 
@@ -76,21 +76,25 @@ class StrategyRuntime(Runtime):
 def single(cfg: DistributeConfig) -> StrategyRuntime:
     """One process, one replica, on TensorFlow's default device.
 
-    Variables are not pinned to a device, so a model can still place its towers
-    on devices of its own (model parallelism).
+    Variables are not pinned to a device, so the model can place its towers on
+    devices of its own: with devices_per_replica=2 the first two GPUs (or logical
+    CPUs), as the paper split the network over two GTX 580s.
     """
-    return StrategyRuntime(tf.distribute.get_strategy())
+    devices.use_logical_cpus(cfg.logical_cpus)
+    runtime = StrategyRuntime(tf.distribute.get_strategy())
+    if cfg.devices_per_replica > 1:
+        kind, local = devices.accelerators()
+        runtime.tower_devices = devices.replica_devices(local, 0, 1, cfg.devices_per_replica, kind)
+    return runtime
 
 
 def mirrored(cfg: DistributeConfig) -> StrategyRuntime:
     """One process, one replica per device (all local GPUs unless `devices` names them)."""
-    devices = cfg.devices or None
+    chosen = cfg.devices or None
     if cfg.logical_cpus:
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        logical = [tf.config.LogicalDeviceConfiguration()] * cfg.logical_cpus
-        tf.config.set_logical_device_configuration(cpu, logical)
-        devices = devices or [f"/cpu:{i}" for i in range(cfg.logical_cpus)]
-    return StrategyRuntime(tf.distribute.MirroredStrategy(devices=devices))
+        devices.use_logical_cpus(cfg.logical_cpus)
+        chosen = chosen or [f"/cpu:{i}" for i in range(cfg.logical_cpus)]
+    return StrategyRuntime(tf.distribute.MirroredStrategy(devices=chosen))
 
 
 _COLLECTIVES = {

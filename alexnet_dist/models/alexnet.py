@@ -41,11 +41,11 @@ def _scaled(count: int, width: float) -> int:
     return max(1, int(round(count * width)))
 
 
-def _pooled_size(size: int, variant: str) -> int:
-    """Spatial size after conv1 and the three 3/2 poolings (0 if the input is too small)."""
+def _pooled_size(size: int, variant: str, poolings: int = 3) -> int:
+    """Spatial size after conv1 and the first `poolings` 3/2 poolings (0 if too small)."""
     pad = 2 if variant == "owt" else 0
     size = (size + 2 * pad - 11) // 4 + 1 if size + 2 * pad >= 11 else 0
-    for _ in range(3):
+    for _ in range(poolings):
         size = (size - 3) // 2 + 1 if size >= 3 else 0
     return size
 
@@ -158,7 +158,13 @@ class PaperAlexNet(keras.Model):
             ends.update({f"{name}_{t}": x for t, x in per_tower_maps.items()})
             return per_tower_maps
 
-        x = keep("conv1", self._own("conv1", {t: images for t in self.TOWERS}))
+        # One copy of the images on each tower's device, read by its conv1 forward
+        # and backward (else TensorFlow sends them to the second device twice).
+        inputs = {}
+        for t, device in zip(self.TOWERS, self.tower_devices, strict=True):
+            with _device_scope(device):
+                inputs[t] = keras.ops.copy(images) if device else images
+        x = keep("conv1", self._own("conv1", inputs))
         x = keep("pool1", self._own("pool1", self._own("lrn1", x)))
         x = keep("conv2", self._own("conv2", x))
         x = keep("pool2", self._own("pool2", self._own("lrn2", x)))

@@ -3,9 +3,7 @@
 import dataclasses
 import logging
 import math
-import os
 import time
-import zlib
 
 import keras
 import tensorflow as tf
@@ -16,39 +14,13 @@ from alexnet_dist.data import sources
 from alexnet_dist.data.pipeline import InputSpec
 from alexnet_dist.data.schema import DataError
 from alexnet_dist.distribute import Runtime, create_runtime
-from alexnet_dist.models import build_alexnet
-from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint, checkpoint_dir
-from alexnet_dist.training.loss_scale import LossScale
-from alexnet_dist.training.optimizer import build_optimizer, build_schedule
+from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint
 from alexnet_dist.training.preemption import EXIT_PREEMPTED, PreemptionFlag
+from alexnet_dist.training.state import build_state
 from alexnet_dist.training.step import make_eval_step, make_train_step
 from alexnet_dist.training.summaries import Meter, Summaries, conv1_filters, input_grid
 
 log = logging.getLogger(__name__)
-
-
-def input_spec(cfg: Config, training: bool, batch_size: int, run_dir: str = "") -> InputSpec:
-    """How to read the train or validation split, with this per-worker batch."""
-    return InputSpec(
-        data_dir="",  # the Records source fills it in
-        split=cfg.data.train_split if training else cfg.data.val_split,
-        batch_size=batch_size,
-        crop_size=cfg.model.image_size,
-        resize_size=cfg.data.resize_size,
-        training=training,
-        seed=cfg.trainer.seed,
-        shuffle_buffer=cfg.data.shuffle_buffer,
-        mean=tuple(cfg.data.mean),
-        std=tuple(cfg.data.std),
-        deterministic=cfg.data.deterministic,
-        lighting_std=cfg.data.lighting_std,
-        train_crop=cfg.data.train_crop,
-        eval_crops=cfg.data.eval_crops,
-        service=cfg.data.service,
-        cache=cfg.data.cache,
-        # Jobs of one run share a name across its restarts, never with another run's.
-        service_job=f"alexnet-{zlib.crc32(os.path.abspath(run_dir).encode()):08x}",
-    )
 
 
 def _datasets(runtime: Runtime, source: sources.Source, spec: InputSpec, **kwargs):
@@ -65,7 +37,7 @@ def evaluate(cfg: Config, runtime: Runtime, eval_step, source: sources.Source) -
     batch = runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
     meter = Meter()
     with source.reading(cfg.data.val_split):
-        for images_labels in _datasets(runtime, source, input_spec(cfg, False, batch)):
+        for images_labels in _datasets(runtime, source, sources.input_spec(cfg, False, batch)):
             meter.add(eval_step(images_labels))
     return {k: v for k, v in meter.result().items() if k in ("loss", "top1", "top5")}
 
@@ -99,7 +71,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     if cfg.trainer.deterministic_ops:
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(cfg.trainer.seed)
-    runtime = create_runtime(cfg.distribute)
+    runtime = create_runtime(cfg.distribute, cfg.model.tower_devices)
     preemption.install()
     if not runtime.is_chief:  # one console: the chief's
         logging.getLogger("alexnet_dist").setLevel(logging.WARNING)
@@ -127,9 +99,9 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     if cfg.trainer.max_steps:
         total_steps = min(total_steps, cfg.trainer.max_steps)
 
-    model, optimizer, schedule, loss_scale, checkpointer = _build(
-        cfg, runtime, run_dir, len(labels), global_batch, steps_per_epoch, total_steps
-    )
+    state = build_state(cfg, runtime, run_dir, len(labels), steps_per_epoch, total_steps)
+    model, optimizer, schedule = state.model, state.optimizer, state.schedule
+    loss_scale, checkpointer = state.loss_scale, state.checkpointer
     train_step = make_train_step(
         model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
         jit_compile=cfg.trainer.jit_compile, stop_flag=preemption.flag,
@@ -174,7 +146,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         batches = _datasets(
             runtime,
             source,
-            input_spec(cfg, True, replica_batch, run_dir),
+            sources.input_spec(cfg, True, replica_batch, run_dir),
             epoch=epoch,
             skip_batches=step - epoch * steps_per_epoch,
         )
@@ -235,55 +207,6 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     checkpointer.close()
     summaries.close()
     return _result(step, steps_per_epoch, val, run_dir, runtime, checkpointer, summaries)
-
-
-def _build(cfg, runtime, run_dir, num_classes, global_batch, steps_per_epoch, total_steps):
-    """Model, optimizer, schedule, loss scale and checkpointer, restored and in sync.
-
-    Everything is created in the runtime's scope; then the newest checkpoint is
-    restored, Horovod broadcasts rank 0's state, and each replica's dropout
-    state is offset so that replicas draw their own masks.
-    """
-    with runtime.scope():
-        model = build_alexnet(
-            cfg.model.variant,
-            num_classes=num_classes,
-            image_size=cfg.model.image_size,
-            width=cfg.model.width,
-            dropout=cfg.model.dropout,
-            tower_devices=cfg.model.tower_devices,
-            init=cfg.model.init,
-        )
-        schedule = build_schedule(cfg.optim, global_batch, steps_per_epoch, total_steps)
-        fp16 = cfg.precision.policy == "mixed_float16"
-        optimizer = build_optimizer(cfg.optim, model, schedule, skip_non_finite=fp16)
-        state = {}  # what else a resumed run must continue from
-        if schedule.plateau is not None:
-            state["plateau"] = schedule.plateau
-        loss_scale = None
-        if fp16:
-            loss_scale = state["loss_scale"] = LossScale(
-                cfg.precision.initial_loss_scale, cfg.precision.loss_scale_growth_steps
-            )
-        checkpointer = Checkpointer(
-            checkpoint_dir(run_dir),
-            model,
-            optimizer,
-            cfg.trainer.keep_checkpoints,
-            runtime.is_chief,
-            **state,
-        )
-    checkpointer.restore_latest()
-    # Same start everywhere: rank 0's initial or restored weights and optimizer state...
-    runtime.broadcast_variables(
-        model.variables
-        + optimizer.variables
-        + [checkpointer.epoch, checkpointer.evaluated_step]
-        + [v for module in state.values() for v in module.variables]
-    )
-    # ...but not the same dropout masks: each replica draws its own.
-    runtime.offset_by_replica(checkpointer.rng_states)
-    return model, optimizer, schedule, loss_scale, checkpointer
 
 
 def _check_finite(sums: dict, step: int, checkpointer: Checkpointer) -> None:

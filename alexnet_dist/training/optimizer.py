@@ -132,7 +132,32 @@ def build_schedule(
     )
 
 
-class SkippingSGD(keras.optimizers.SGD):
+class SGD(keras.optimizers.SGD):
+    """Keras's SGD with momentum, each variable's update computed on that variable's device.
+
+    Keras creates the momentum next to its variable, but without a tf.distribute
+    strategy (single, Horovod) the update's arithmetic has no device and lands on
+    the first one: with the towers on two devices every tower-b gradient and
+    momentum would cross over and back each step.
+    """
+
+    def update_step(self, gradient, variable, learning_rate):
+        with tf.device(variable.device):
+            self._update(gradient, variable, learning_rate)
+
+    def _update(self, gradient, variable, learning_rate):
+        super().update_step(gradient, variable, learning_rate)
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        # Without a tf.distribute strategy there is nothing to sum (Horovod sums in
+        # the step), and Keras's one-replica all-reduce is one IdentityN over every
+        # gradient, which TensorFlow places on a single device.
+        if not tf.distribute.has_strategy():
+            return list(grads_and_vars)
+        return super()._all_reduce_sum_gradients(grads_and_vars)
+
+
+class SkippingSGD(SGD):
     """SGD with momentum whose update is a no-op for a gradient that is not finite.
 
     With dynamic loss scaling a step whose gradients overflowed must be skipped:
@@ -143,7 +168,7 @@ class SkippingSGD(keras.optimizers.SGD):
     not allow and which would hang workers that disagreed.
     """
 
-    def update_step(self, gradient, variable, learning_rate):
+    def _update(self, gradient, variable, learning_rate):
         lr = keras.ops.cast(learning_rate, variable.dtype)
         gradient = keras.ops.cast(gradient, variable.dtype)
         finite = keras.ops.all(keras.ops.isfinite(gradient))
@@ -173,7 +198,7 @@ def build_optimizer(
     loss scaling) leaves weights and momenta untouched in a step whose gradients
     are not finite.
     """
-    sgd = SkippingSGD if skip_non_finite else keras.optimizers.SGD
+    sgd = SkippingSGD if skip_non_finite else SGD
     optimizer = sgd(learning_rate=schedule, momentum=cfg.momentum)
     optimizer.build(model.trainable_variables)
     return optimizer

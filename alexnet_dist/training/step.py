@@ -36,6 +36,19 @@ def _sums(labels, log_probs, label_smoothing: float = 0.0) -> dict[str, tf.Tenso
     }
 
 
+def _by_variable(fn: Callable, grads: list, variables: list) -> list:
+    """[fn(g, v)] for each gradient and its variable, computed on the variable's device.
+
+    TensorFlow would put an op without a device on the first one: with the towers
+    on two devices, every tower-b gradient would cross over and back.
+    """
+    out = []
+    for g, v in zip(grads, variables, strict=True):
+        with tf.device(v.value.device):
+            out.append(fn(g, v))
+    return out
+
+
 def make_train_step(
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,
@@ -74,33 +87,40 @@ def make_train_step(
     decay = weight_decay / runtime.num_replicas
 
     def forward_backward(images, labels):
-        with tf.GradientTape() as tape:
-            log_probs = tf.nn.log_softmax(tf.cast(model(images, training=True), tf.float32))
-            sums = _sums(labels, log_probs, label_smoothing)
-            loss = sums["loss_sum"] / global_batch
-            if loss_scale is not None:
-                loss = loss * loss_scale.scale
-        grads = tape.gradient(loss, variables)
+        log_probs = tf.nn.log_softmax(tf.cast(model(images, training=True), tf.float32))
+        sums = _sums(labels, log_probs, label_smoothing)
+        loss = sums["loss_sum"] / global_batch
         if loss_scale is not None:
-            grads = [g / loss_scale.scale for g in grads]
-        pairs = zip(grads, variables, strict=True)
-        return [g + decay * v if id(v) in decayed else g for g, v in pairs], sums
+            loss = loss * loss_scale.scale
+        # tf.gradients, not a GradientTape: it puts each gradient op on the device of
+        # the op it differentiates, so with the towers on two devices tower b's
+        # backward pass runs on tower b's device (a tape's would all land on one).
+        grads = tf.gradients(loss, [v.value for v in variables])
+
+        def unscale_and_decay(g, v):
+            if loss_scale is not None:
+                g = g / loss_scale.scale
+            return g + decay * v if id(v) in decayed else g
+
+        return _by_variable(unscale_and_decay, grads, variables), sums
 
     if jit_compile:
         forward_backward = tf.function(forward_backward, jit_compile=True)
 
     def replica_step(images, labels):
         grads, sums = forward_backward(images, labels)
-        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads])
+        finite = _by_variable(lambda g, v: tf.reduce_all(tf.math.is_finite(g)), grads, variables)
+        finite = tf.reduce_all(finite)
         if loss_scale is None:
             # Reported, not acted on: the loop stops before anything is saved.
             sums["nonfinite"] = 1.0 - tf.cast(finite, tf.float32)
         else:
             overflows = runtime.all_reduce_sum(1.0 - tf.cast(finite, tf.float32))
             poison = tf.where(overflows > 0, float("nan"), 0.0)
-            grads = [g + poison for g in grads]
+            grads = _by_variable(lambda g, v: g + poison, grads, variables)
             sums["skipped"] = tf.cast(overflows > 0, tf.float32) / runtime.num_replicas
-        optimizer.apply_gradients(zip(runtime.reduce_gradients(grads), variables, strict=True))
+        grads = runtime.reduce_gradients(grads, variables)
+        optimizer.apply_gradients(zip(grads, variables, strict=True))
         if stop_flag is not None:
             sums["stop"] = tf.identity(stop_flag)
         return sums

@@ -12,9 +12,9 @@ STEPS, PER_REPLICA = 3, 4
 DRIVER = ["-m", "tests.distribute.numerics_driver"]
 
 
-def driver(backend, per_replica, out, env=None, steps=STEPS):
+def driver(backend, per_replica, out, env=None, steps=STEPS, options=()):
     return subprocess.Popen(
-        [sys.executable, *DRIVER, backend, str(steps), str(per_replica), str(out)],
+        [sys.executable, *DRIVER, backend, str(steps), str(per_replica), str(out), *options],
         cwd=REPO,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
         stdout=subprocess.PIPE,

@@ -1,14 +1,18 @@
 """Trains k steps on fixed data through a distribution backend; the chief saves the weights.
 
-    python -m tests.distribute.numerics_driver BACKEND STEPS PER_REPLICA_BATCH OUT.npz [fp16]
+    python -m tests.distribute.numerics_driver BACKEND STEPS PER_REPLICA_BATCH OUT.npz \
+        [fp16] [towers]
 
 (under TF_CONFIG for multiworker, under horovodrun for horovod)
 
 Every backend sees the same global batches (fixed by a seed), each replica its
 slice of them, so that the weights after k steps can be compared across backends.
+`towers` puts each replica's two towers on two logical CPUs (devices_per_replica=2).
 Dropout is off; everything else is the real model, optimizer, step and runtime.
 """
 
+import json
+import os
 import sys
 
 import keras
@@ -16,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from alexnet_dist.config import DistributeConfig, OptimConfig
-from alexnet_dist.distribute import create_runtime
+from alexnet_dist.distribute import create_runtime, placement
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.training.optimizer import build_optimizer
 from alexnet_dist.training.step import make_train_step
@@ -31,7 +35,9 @@ def global_batches(steps: int, global_batch: int):
     return images, labels
 
 
-def run(cfg: DistributeConfig, steps: int, replica_batch: int) -> list[np.ndarray] | None:
+def run(cfg: DistributeConfig, steps: int, replica_batch: int, placement_out: str | None = None):
+    """The chief's weights after `steps` steps (None elsewhere). With `placement_out`,
+    the op types that ran on each device in the first step go there as JSON."""
     runtime = create_runtime(cfg)
     global_batch = replica_batch * runtime.num_replicas
     images, labels = global_batches(steps, global_batch)
@@ -51,13 +57,26 @@ def run(cfg: DistributeConfig, steps: int, replica_batch: int) -> list[np.ndarra
 
     keras.utils.set_random_seed(0)
     with runtime.scope():
-        model = build_alexnet("paper", CLASSES, IMAGE, width=0.125, dropout=0.0, init="he")
+        model = build_alexnet(
+            "paper", CLASSES, IMAGE, width=0.125, dropout=0.0, init="he",
+            tower_devices=runtime.tower_devices,
+        )  # fmt: skip
         optimizer = build_optimizer(OptimConfig(), model, 0.05 * global_batch / 128)
     # A large decay, so that a wrong split of it between replicas shows in the weights.
     step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=0.05)
-    for batch in runtime.distribute_dataset(dataset_fn) if steps else []:
-        step(batch)
+    for i, batch in enumerate(runtime.distribute_dataset(dataset_fn) if steps else []):
+        if i == 0 and placement_out:
+            ops = placement.trace(step, batch).ops.values()
+            ran = {d: sorted({t for t, dev in ops if dev == d}) for _, d in ops}
+            with open(placement_out, "w") as f:
+                json.dump({"tower_devices": runtime.tower_devices, "ops": ran}, f)
+        else:
+            step(batch)
     return [np.asarray(w) for w in model.get_weights()] if runtime.is_chief else None
+
+
+def runtime_rank() -> str:
+    return os.environ.get("HOROVOD_RANK", "0")
 
 
 def main(argv):
@@ -68,8 +87,16 @@ def main(argv):
         tf.config.set_logical_device_configuration(
             cpu, [tf.config.LogicalDeviceConfiguration()] * 2
         )
-    cfg = DistributeConfig(backend=backend, devices=devices, fp16_allreduce="fp16" in argv[5:])
-    weights = run(cfg, steps, per_replica)
+    towers = "towers" in argv[5:]
+    cfg = DistributeConfig(
+        backend=backend,
+        devices=devices,
+        fp16_allreduce="fp16" in argv[5:],
+        devices_per_replica=2 if towers else 1,
+        logical_cpus=2 if towers else None,
+    )
+    placement_out = f"{out}.{runtime_rank()}.placement.json" if towers else None
+    weights = run(cfg, steps, per_replica, placement_out)
     if weights is not None:
         np.savez(out, *weights)
 

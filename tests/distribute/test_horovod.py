@@ -5,6 +5,7 @@ not skip, when Horovod is missing.
 """
 
 import glob
+import json
 import os
 import signal
 import subprocess
@@ -44,6 +45,22 @@ def test_two_ranks_match_one_replica(single_weights, tmp_path):
     result = horovodrun([sys.executable, *driver, str(out)])
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     assert_same_weights(load(out), *single_weights)
+
+
+def test_two_ranks_with_towers_on_two_devices_each_match_one_device(single_weights, tmp_path):
+    # The paper's split under data parallelism: each rank's towers on its two logical
+    # CPUs, each tower's gradients all-reduced among the ranks' devices of that tower.
+    out = tmp_path / "w.npz"
+    driver = ["-m", "tests.distribute.numerics_driver", "horovod", str(STEPS), str(PER_REPLICA)]
+    result = horovodrun([sys.executable, *driver, str(out), "towers"])
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
+    assert_same_weights(load(out), *single_weights)
+    for rank in (0, 1):
+        ran = json.loads((tmp_path / f"w.npz.{rank}.placement.json").read_text())
+        assert ran["tower_devices"] == ["/cpu:0", "/cpu:1"]
+        # One grouped all-reduce per tower, each on its tower's device.
+        for device in ("CPU:0", "CPU:1"):
+            assert "HorovodGroupedAllreduce" in ran["ops"][device], (rank, device)
 
 
 def test_fp16_allreduce_compresses_the_gradients(single_weights, tmp_path):

@@ -1,4 +1,5 @@
-"""N replicas x batch b for k steps end with the weights of 1 replica x batch N*b."""
+"""N replicas x batch b for k steps end with the weights of 1 replica x batch N*b,
+whether each replica holds the model on one device or its towers on two."""
 
 import json
 
@@ -12,6 +13,12 @@ pytestmark = pytest.mark.multiprocess
 
 def test_mirrored_on_two_devices_matches_one_replica(single_weights, tmp_path):
     finish(driver("mirrored", PER_REPLICA, tmp_path / "w.npz"))
+    assert_same_weights(load(tmp_path / "w.npz"), *single_weights)
+
+
+def test_towers_on_two_devices_match_one_device(single_weights, tmp_path):
+    # One replica, tower a on /cpu:0 and tower b on /cpu:1, the same global batch.
+    finish(driver("single", 2 * PER_REPLICA, tmp_path / "w.npz", options=["towers"]))
     assert_same_weights(load(tmp_path / "w.npz"), *single_weights)
 
 

@@ -1,0 +1,96 @@
+"""The training state: model, optimizer, schedule, loss scale and checkpointer, built and restored.
+
+Everything is created in the runtime's scope, with the model's towers on the
+devices the runtime gives each replica; then the newest checkpoint is
+restored, Horovod broadcasts rank 0's state, and each replica's dropout state
+is offset so that replicas draw their own masks.
+"""
+
+import dataclasses
+import logging
+
+import keras
+
+from alexnet_dist.config import Config
+from alexnet_dist.distribute import Runtime
+from alexnet_dist.models import build_alexnet
+from alexnet_dist.models.traffic import tower_traffic
+from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
+from alexnet_dist.training.loss_scale import LossScale
+from alexnet_dist.training.optimizer import LearningRate, build_optimizer, build_schedule
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class TrainState:
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    schedule: LearningRate
+    loss_scale: LossScale | None  # mixed_float16 only
+    checkpointer: Checkpointer
+
+
+def build_state(
+    cfg: Config,
+    runtime: Runtime,
+    run_dir: str,
+    num_classes: int,
+    steps_per_epoch: int,
+    total_steps: int,
+) -> TrainState:
+    """The state of a run, restored from `run_dir`'s newest checkpoint and the same everywhere."""
+    global_batch = cfg.data.global_batch_size
+    towers = runtime.tower_devices
+    with runtime.scope():
+        model = build_alexnet(
+            cfg.model.variant,
+            num_classes=num_classes,
+            image_size=cfg.model.image_size,
+            width=cfg.model.width,
+            dropout=cfg.model.dropout,
+            tower_devices=towers,
+            init=cfg.model.init,
+        )
+        schedule = build_schedule(cfg.optim, global_batch, steps_per_epoch, total_steps)
+        fp16 = cfg.precision.policy == "mixed_float16"
+        optimizer = build_optimizer(cfg.optim, model, schedule, skip_non_finite=fp16)
+        extra = {}  # what else a resumed run must continue from
+        if schedule.plateau is not None:
+            extra["plateau"] = schedule.plateau
+        loss_scale = None
+        if fp16:
+            loss_scale = extra["loss_scale"] = LossScale(
+                cfg.precision.initial_loss_scale, cfg.precision.loss_scale_growth_steps
+            )
+        checkpointer = Checkpointer(
+            checkpoint_dir(run_dir),
+            model,
+            optimizer,
+            cfg.trainer.keep_checkpoints,
+            runtime.is_chief,
+            **extra,
+        )
+    if towers:
+        _log_traffic(cfg, model, towers, global_batch // runtime.num_replicas)
+    checkpointer.restore_latest()
+    # Same start everywhere: rank 0's initial or restored weights and optimizer state...
+    runtime.broadcast_variables(
+        model.variables
+        + optimizer.variables
+        + [checkpointer.epoch, checkpointer.evaluated_step]
+        + [v for module in extra.values() for v in module.variables]
+    )
+    # ...but not the same dropout masks: each replica draws its own.
+    runtime.offset_by_replica(checkpointer.rng_states)
+    return TrainState(model, optimizer, schedule, loss_scale, checkpointer)
+
+
+def _log_traffic(cfg: Config, model, towers: list[str], replica_batch: int) -> None:
+    compute = keras.mixed_precision.dtype_policy().compute_dtype  # float32, bfloat16, float16
+    traffic = tower_traffic(
+        model,
+        activation_bytes=4 if compute == "float32" else 2,
+        gradient_bytes=2 if cfg.distribute.fp16_allreduce else 4,
+    )
+    log.info("towers: a on %s, b on %s; %s", *towers, traffic.describe(replica_batch))

@@ -130,6 +130,9 @@ class DistributeConfig:
     # through SlurmClusterResolver) or "hosts" (the list below).
     cluster: str = "tf_config"
     port_base: int = 8888  # cluster=slurm: first port of the workers on each node
+    # cluster=slurm: node k's workers take ports from port_base + k * node_port_offset
+    # (0: the same ports on every node; set it when several nodes share one host).
+    node_port_offset: int = 0
     hosts: list[str] | None = None  # cluster=hosts: every worker's "host:port", chief first
     task_index: int | None = None  # cluster=hosts: this worker's place in `hosts`
     # Without GPUs: split each process's CPU into this many logical devices that

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs Horovod with TensorFlow and Gloo support into a venv, building it once.
+# Installs Horovod with TensorFlow, Gloo and MPI support into a venv, building it once.
 #
 #   tools/build_horovod.sh VENV_PYTHON [HOROVOD_VERSION] [WHEEL_CACHE]
 #
@@ -9,15 +9,24 @@
 # so the build drops it from TF_SOURCES (upstream PR horovod#4302 is still open).
 # The built wheel is cached per Horovod, TensorFlow and Python version, so the
 # next install (another clone, CI) takes seconds instead of minutes.
-# MPI and NCCL support are added when the machine has them (mpicxx, nccl.h).
+# MPI comes from Debian's OpenMPI, installed with apt-get when missing (as root),
+# so that Slurm can start the ranks itself (srun --mpi=pmix, slurm/horovod.sbatch);
+# NCCL support is added when the machine has it (nccl.h).
 set -euo pipefail
 python=${1:?usage: $0 VENV_PYTHON [HOROVOD_VERSION] [WHEEL_CACHE]}
 version=${2:-0.28.1}
 cache=${3:-${XDG_CACHE_HOME:-$HOME/.cache}/alexnet_dist/wheels}
 
+if ! command -v mpicxx >/dev/null && [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+  echo "build_horovod: installing OpenMPI (openmpi-bin, libopenmpi-dev) with apt-get"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev >/dev/null
+fi
+mpi=$(command -v mpicxx >/dev/null && echo "-mpi" || true)
+
 tf_version=$("$python" -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null)
 py_tag=$("$python" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
-key="horovod-$version-tf$tf_version-$py_tag-$(uname -m)"
+key="horovod-$version-tf$tf_version-$py_tag-$(uname -m)$mpi"
 wheel_dir="$cache/$key"
 
 if ! compgen -G "$wheel_dir/horovod-*.whl" >/dev/null; then
@@ -37,12 +46,14 @@ if ! compgen -G "$wheel_dir/horovod-*.whl" >/dev/null; then
   sed -i '/xla_mpi_ops\.cc/d' "$src/horovod/tensorflow/CMakeLists.txt"
   export HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1
   export HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
-  command -v mpicxx >/dev/null || export HOROVOD_WITHOUT_MPI=1
+  if [[ -n $mpi ]]; then export HOROVOD_WITH_MPI=1; else export HOROVOD_WITHOUT_MPI=1; fi
   if [[ -e /usr/include/nccl.h || -n ${NCCL_HOME:-} ]]; then export HOROVOD_GPU_OPERATIONS=NCCL; fi
   export MAKEFLAGS="-j$(nproc)"
   "$python" -m pip wheel --quiet --no-build-isolation --no-deps -w "$work/wheel" "$src"
   mkdir -p "$wheel_dir"
   mv "$work"/wheel/horovod-*.whl "$wheel_dir/"
 fi
-"$python" -m pip install --quiet --disable-pip-version-check "$wheel_dir"/horovod-*.whl
+# --force-reinstall: the same Horovod version built differently (without MPI) may be there.
+"$python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps \
+  "$wheel_dir"/horovod-*.whl
 "$(dirname "$python")/horovodrun" --check-build

@@ -25,13 +25,15 @@ def tf_config(workers: list[str], index: int) -> dict:
     return {"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}}
 
 
-def from_slurm(port_base: int) -> dict:
+def from_slurm(port_base: int, node_port_offset: int = 0) -> dict:
     """The TF_CONFIG of this task of a Slurm job step (one worker per task).
 
     SlurmClusterResolver reads SLURM_PROCID, SLURM_STEP_NUM_TASKS,
     SLURM_STEP_NODELIST and SLURM_STEP_TASKS_PER_NODE, and gives the tasks of a
     node consecutive ports from `port_base`. It splits the node's GPUs between
-    its tasks through CUDA_VISIBLE_DEVICES.
+    its tasks through CUDA_VISIBLE_DEVICES. With `node_port_offset`, the k-th
+    node's ports start at port_base + k * node_port_offset instead, so that
+    nodes that share one host (an emulated cluster) do not collide.
     """
     import tensorflow as tf
 
@@ -53,6 +55,12 @@ def from_slurm(port_base: int) -> dict:
             port_base=port_base, gpus_per_node=tasks, gpus_per_task=1, auto_set_gpu=False
         )
     workers = resolver.cluster_spec().as_dict()["worker"]  # sets resolver.task_id
+    if node_port_offset:
+        hosts = list(dict.fromkeys(w.rpartition(":")[0] for w in workers))  # node order
+        workers = [
+            f"{host}:{int(port) + hosts.index(host) * node_port_offset}"
+            for host, _, port in (w.rpartition(":") for w in workers)
+        ]
     return tf_config(workers, resolver.task_id)
 
 

@@ -109,7 +109,9 @@ def multiworker(cfg: DistributeConfig) -> StrategyRuntime:
     if cfg.cluster == "hosts":
         os.environ["TF_CONFIG"] = json.dumps(cluster.tf_config(cfg.hosts, cfg.task_index))
     elif cfg.cluster == "slurm":
-        os.environ["TF_CONFIG"] = json.dumps(cluster.from_slurm(cfg.port_base))
+        os.environ["TF_CONFIG"] = json.dumps(
+            cluster.from_slurm(cfg.port_base, cfg.node_port_offset)
+        )
     spec = cluster.read_tf_config()
     strategy = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=tf.distribute.experimental.CommunicationOptions(

@@ -31,12 +31,13 @@ def horovodrun(args, timeout=300):
     )  # fmt: skip
 
 
-def test_horovod_is_built_with_tensorflow_and_gloo():
+def test_horovod_is_built_with_tensorflow_gloo_and_mpi():
+    # MPI: what lets Slurm start the ranks itself (srun --mpi=pmix, tests/slurm).
     result = subprocess.run([HOROVODRUN, "--check-build"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert any("[X] TensorFlow" in line for line in lines)
-    assert any("[X] Gloo" in line for line in lines)
+    for part in ("TensorFlow", "Gloo", "MPI"):
+        assert any(f"[X] {part}" in line for line in lines), (part, result.stdout)
 
 
 def test_two_ranks_match_one_replica(single_weights, tmp_path):

@@ -213,3 +213,16 @@ def test_fp16_loss_scaling_skips_the_same_steps_on_both_workers(tmp_path, cache)
     )  # fmt: skip
     assert code == 0, err[-4000:]
     assert_skipped_then_lowered(run_dir, 2.0**40)
+
+
+def test_slurm_cluster_outside_a_job_step_is_a_config_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "alexnet_dist.train", "debug=tiny", "distribute=multiworker",
+         "distribute.cluster=slurm", f"hydra.run.dir={tmp_path}/run",
+         f"data.cache_dir={tmp_path}/cache"],
+        cwd=REPO, env={**env, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "needs a Slurm job step" in result.stdout + result.stderr

@@ -1,0 +1,164 @@
+"""The project's sbatch scripts on a real Slurm (slurmctld and two slurmd on this machine).
+
+Each test submits a script with `sbatch --wait` as a user would (with the CPU
+overrides a CPU partition needs, conftest.CPU_JOB) and checks what the job left:
+its output file, its run directory, its checkpoints.
+"""
+
+import glob
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from alexnet_dist.distribute.launcher import free_ports
+from tests.helpers import REPO, free_port_pair, wait_for_port
+from tests.slurm.conftest import submit
+
+pytestmark = [pytest.mark.slurm, pytest.mark.multiprocess, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("cache")  # the tiny dataset, rendered by the first job
+
+
+def tiny(cache, *extra):
+    return ["debug=tiny", f"data.cache_dir={cache}", "trainer.log_every_steps=1", *extra]
+
+
+def checkpoints(run_dir) -> list[str]:
+    return sorted(os.path.basename(p) for p in glob.glob(f"{run_dir}/**/*.index", recursive=True))
+
+
+def test_train_script_trains(slurm, tmp_path, cache):
+    job = submit(
+        slurm, tmp_path, "train.sbatch", "train", overrides=tiny(cache, "trainer.max_steps=3")
+    )
+    assert job.wait() == 0, job.log()[-3000:]
+    log = job.log()
+    assert f"run directory: {tmp_path}/runs/train-{job.id}" in log
+    assert "finished at step 3" in log
+    assert checkpoints(tmp_path / "runs" / f"train-{job.id}") == ["best-3.index", "ckpt-3.index"]
+
+
+def test_train_script_preempted_is_requeued_and_resumes_in_one_output_file(slurm, tmp_path, cache):
+    job = submit(
+        slurm, tmp_path, "train.sbatch", "pre",
+        overrides=tiny(cache, "trainer.max_steps=14", "trainer.checkpoint_every_steps=100"),
+    )  # fmt: skip
+    job.wait_for("step 2/14")
+    job.signal_batch("USR1")
+    assert job.wait() == 0, job.log()[-3000:]
+    log = job.log()
+    stopped = re.search(r"SIGUSR1 received: stopped at step (\d+) after saving", log)
+    assert stopped, log[-3000:]
+    step = int(stopped.group(1))
+    # Both legs in one file: the first leg's progress and its requeue, then the resume.
+    assert f"preempted: checkpoint saved; requeueing job {job.id}" in log
+    assert f"resumed from {tmp_path}/runs/pre-{job.id}/checkpoints/ckpt-{step}" in log
+    assert (
+        log.index("requeueing job") < log.index("resumed from") < log.index("finished at step 14")
+    )
+    assert log.count(f"run directory: {tmp_path}/runs/pre-{job.id}") == 2
+
+
+def _steps_stopped_at(log: str) -> list[int]:
+    return [int(s) for s in re.findall(r"received: stopped at step (\d+)", log)]
+
+
+def test_multiworker_two_tasks_on_one_node_preempted_stop_together_and_resume(
+    slurm, tmp_path, cache
+):
+    port = free_ports(1)[0]
+    job = submit(
+        slurm, tmp_path, "multiworker.sbatch", "mw", "--nodes=1", "--ntasks-per-node=2",
+        overrides=tiny(cache, "trainer.max_steps=14", f"distribute.port_base={port}"),
+    )  # fmt: skip
+    job.wait_for("step 2/14")
+    job.signal_batch("USR1")
+    assert job.wait() == 0, job.log()[-3000:]
+    log = job.log()
+    assert "(8 per replica x 2 replicas)" in log
+    # srun passed USR1 to both workers: both stopped after the same step (each says
+    # so on the job's console, the other worker in its log too); then the job came
+    # back and resumed from the chief's checkpoint of that step.
+    run_dir = tmp_path / "runs" / f"mw-{job.id}"
+    stopped = _steps_stopped_at(log)
+    other = _steps_stopped_at((run_dir / "worker-1.log").read_text())
+    assert len(stopped) == 2 and len(set(stopped)) == 1 and other == stopped[:1], (stopped, other)
+    assert f"requeueing job {job.id}" in log
+    assert f"resumed from {run_dir}/checkpoints/ckpt-{stopped[0]}" in log
+    assert log.count("finished at step 14") == 1
+
+
+def test_multiworker_one_task_on_each_of_two_nodes(slurm, tmp_path, cache):
+    # Both emulated nodes are this machine: node 2's worker takes another port.
+    port = free_ports(1)[0]
+    job = submit(
+        slurm, tmp_path, "multiworker.sbatch", "mw2", "--nodes=2", "--ntasks-per-node=1",
+        overrides=tiny(cache, "trainer.max_steps=3", f"distribute.port_base={port}",
+                       "distribute.node_port_offset=1"),
+    )  # fmt: skip
+    assert job.wait() == 0, job.log()[-3000:]
+    log = job.log()
+    assert f"'worker': ['node1:{port}', 'node2:{port + 1}']" in log
+    assert "(8 per replica x 2 replicas)" in log and log.count("finished at step 3") == 1
+    assert checkpoints(tmp_path / "runs" / f"mw2-{job.id}") == ["best-3.index", "ckpt-3.index"]
+
+
+def test_horovod_ranks_started_by_srun_preempted_stop_together_and_resume(slurm, tmp_path, cache):
+    job = submit(
+        slurm, tmp_path, "horovod.sbatch", "hvd", "--nodes=1", "--ntasks-per-node=2",
+        overrides=tiny(cache, "trainer.max_steps=14"),
+    )  # fmt: skip
+    job.wait_for("step 2/14")
+    job.signal_batch("USR1")
+    assert job.wait() == 0, job.log()[-3000:]
+    log = job.log()
+    assert "(8 per replica x 2 replicas)" in log  # two Horovod ranks, through MPI and PMIx
+    run_dir = tmp_path / "runs" / f"hvd-{job.id}"
+    stopped = _steps_stopped_at(log)
+    assert len(stopped) == 2 and len(set(stopped)) == 1, stopped
+    assert _steps_stopped_at((run_dir / "worker-1.log").read_text()) == stopped[:1]
+    assert f"requeueing job {job.id}" in log
+    assert f"resumed from {run_dir}/checkpoints/ckpt-{stopped[0]}" in log
+    assert log.count("finished at step 14") == 1
+
+
+def test_horovod_one_rank_on_each_of_two_nodes(slurm, tmp_path, cache):
+    job = submit(
+        slurm, tmp_path, "horovod.sbatch", "hvd2", "--nodes=2", "--ntasks-per-node=1",
+        overrides=tiny(cache, "trainer.max_steps=3"),
+    )  # fmt: skip
+    assert job.wait() == 0, job.log()[-3000:]
+    log = job.log()
+    assert "ranks: 2 on node[1-2]" in log
+    assert "(8 per replica x 2 replicas)" in log and log.count("finished at step 3") == 1
+    assert checkpoints(tmp_path / "runs" / f"hvd2-{job.id}") == ["best-3.index", "ckpt-3.index"]
+
+
+def test_data_service_job_serves_a_training_job(slurm, tmp_path, cache):
+    port = free_port_pair()
+    service = submit(
+        slurm, tmp_path, "data_service.sbatch", "data", "--nodes=1",
+        "--export", f"ALL,SERVICE_PORT={port}",
+    )  # fmt: skip
+    address_file = tmp_path / f"data-service-{service.id}.address"
+    try:
+        wait_for_port(port + 1)  # its worker, started by srun on node1
+        address = address_file.read_text().strip()
+        assert address == f"grpc://node1:{port}"
+        result = subprocess.run(
+            [sys.executable, "-m", "alexnet_dist.train", *tiny(cache, "trainer.max_steps=3"),
+             f"hydra.run.dir={tmp_path}/run", f"data.service={address}"],
+            cwd=REPO, env=slurm, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "finished at step 3" in result.stdout
+    finally:
+        subprocess.run(["scancel", service.id], env=slurm, timeout=30)
+        service.proc.wait(60)
+    assert not address_file.exists()  # the job removes its address when it ends

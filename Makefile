@@ -29,7 +29,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "alexnet_dist needs Python >= 3.11; set PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(TF),dev]"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[$(TF),dev,slurm]"
 	rm -f $(VENV)/.installed-*
 	touch $@
 

@@ -144,6 +144,9 @@ class DistributeConfig:
     # GPUs); 1: the whole model on one device.
     devices_per_replica: int = 1
     collective: str = "auto"  # multiworker all-reduce: auto | ring | nccl
+    # multiworker: how long a worker waits for the others to join before it stops with
+    # an error naming the peers it cannot reach (0: wait for ever).
+    timeout_s: float = 300.0
     fp16_allreduce: bool = False  # horovod: send gradients as float16 (half the traffic)
 
 
@@ -299,6 +302,8 @@ def _validate_distribute(cfg: DistributeConfig) -> None:
     ):
         if value not in choices:
             raise ConfigError(f"distribute.{key} must be one of {choices}, got {value!r}")
+    if cfg.timeout_s < 0:
+        raise ConfigError(f"distribute.timeout_s must be >= 0, got {cfg.timeout_s!r}")
     hosts_cluster = cfg.backend == "multiworker" and cfg.cluster == "hosts"
     if hosts_cluster and (not cfg.hosts or cfg.task_index is None):
         raise ConfigError(

@@ -12,9 +12,10 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_dist import config
+from alexnet_dist import config, sweep
 
 log = logging.getLogger("alexnet_dist")
 
@@ -81,6 +82,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     if not result["is_chief"]:
         return
     val = result["val"]
+    hydra_cfg = HydraConfig.get()
+    job = hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None
+    sweep.write_result(result["run_dir"], result["step"], val, list(hydra_cfg.overrides.task), job)
     print(
         f"\nfinished at step {result['step']}: "
         f"validation top-1 {val.get('top1', float('nan')):.4f}, "

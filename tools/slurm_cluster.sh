@@ -12,7 +12,7 @@
 # munge key and socket, state, spool folders and the daemons' logs. node1 and node2
 # resolve to 127.0.0.1 through /etc/hosts (added once). Each node has this
 # machine's CPUs and its own slurmd port. A requeued job may start again after
-# cred_expire (10 s here; 120 s is Slurm's default).
+# cred_expire (5 s here; 120 s is Slurm's default).
 set -euo pipefail
 dir=${SLURM_TEST_DIR:-/tmp/alexnet-slurm}
 conf=$dir/slurm.conf
@@ -45,7 +45,7 @@ write_config() {
     echo "SlurmdUser=root"
     echo "AuthType=auth/munge"
     echo "CredType=cred/munge"
-    echo "AuthInfo=socket=$dir/munge.socket,cred_expire=10"
+    echo "AuthInfo=socket=$dir/munge.socket,cred_expire=5"
     echo "StateSaveLocation=$dir/state"
     echo "SlurmdSpoolDir=$dir/spool/%n"
     echo "SlurmctldPidFile=$dir/slurmctld.pid"

@@ -6,7 +6,7 @@ import os
 import tensorflow as tf
 
 from alexnet_dist.config import DistributeConfig
-from alexnet_dist.distribute import cluster, devices
+from alexnet_dist.distribute import cluster, devices, watchdog
 from alexnet_dist.distribute.runtime import Runtime
 
 
@@ -113,10 +113,14 @@ def multiworker(cfg: DistributeConfig) -> StrategyRuntime:
             cluster.from_slurm(cfg.port_base, cfg.node_port_offset)
         )
     spec = cluster.read_tf_config()
-    strategy = tf.distribute.MultiWorkerMirroredStrategy(
-        communication_options=tf.distribute.experimental.CommunicationOptions(
-            implementation=_COLLECTIVES[cfg.collective]
+    workers, index = spec["cluster"]["worker"], spec["task"]["index"]
+    peers = [w for i, w in enumerate(workers) if i != index]
+    # The strategy waits for every worker; a peer that never comes would hang it.
+    joining = f"worker {index} joining {len(workers)} workers"
+    with watchdog.deadline(cfg.timeout_s, joining, peers):
+        strategy = tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=tf.distribute.experimental.CommunicationOptions(
+                implementation=_COLLECTIVES[cfg.collective]
+            )
         )
-    )
-    workers = spec["cluster"]["worker"]
-    return StrategyRuntime(strategy, num_workers=len(workers), worker_index=spec["task"]["index"])
+    return StrategyRuntime(strategy, num_workers=len(workers), worker_index=index)

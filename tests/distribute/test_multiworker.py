@@ -226,3 +226,24 @@ def test_slurm_cluster_outside_a_job_step_is_a_config_error(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "needs a Slurm job step" in result.stdout + result.stderr
+
+
+def test_a_peer_that_cannot_be_reached_ends_the_start_within_the_timeout(tmp_path):
+    # The worker would wait for its peer until the job's time limit (TensorFlow gives no
+    # bound); distribute.timeout_s ends it, naming the peer and why it cannot be reached.
+    hosts = "[localhost:23456,nosuchhost.invalid:2222]"
+    started = time.monotonic()
+    result = run_cli(
+        ["-m", "alexnet_dist.train", "debug=tiny", "distribute=multiworker",
+         "distribute.cluster=hosts", f"distribute.hosts={hosts}", "distribute.task_index=0",
+         "distribute.timeout_s=8", f"hydra.run.dir={tmp_path}/run",
+         f"data.cache_dir={tmp_path}/cache"],
+        timeout=120,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert (
+        "worker 0 joining 2 workers did not finish within distribute.timeout_s=8 seconds: "
+        "cannot reach nosuchhost.invalid:2222 (the host name 'nosuchhost.invalid' does not "
+        "resolve)" in result.stderr
+    ), result.stderr[-2000:]
+    assert time.monotonic() - started < 60

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from alexnet_dist import config
 from alexnet_dist.config import ConfigError, DistributeConfig, OptimConfig
 from alexnet_dist.distribute import create_runtime, devices, placement
 from alexnet_dist.models import build_alexnet
@@ -163,26 +164,53 @@ def test_two_devices_per_replica_without_them_is_an_error():
 
 
 @pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"model.variant": "owt", "distribute.devices_per_replica": 2}, "'owt' has one tower"),
+        ({"distribute.devices_per_replica": 3}, "must be 1 or 2, got 3"),
+        (
+            {"distribute.backend": "mirrored", "distribute.devices_per_replica": 2},
+            "does not work with distribute=mirrored.*use distribute=horovod",
+        ),
+        (
+            {"distribute.backend": "multiworker", "distribute.devices_per_replica": 2},
+            "does not work with distribute=multiworker",
+        ),
+        (
+            {"distribute.backend": "horovod", "model.tower_devices": ["/cpu:0", "/cpu:1"]},
+            "with distribute=horovod use distribute.devices_per_replica=2",
+        ),
+        (
+            {"distribute.devices_per_replica": 2, "model.tower_devices": ["/gpu:0", "/gpu:1"]},
+            "both place the towers",
+        ),
+        (
+            {"distribute.devices_per_replica": 2, "trainer.jit_compile": True},
+            "jit_compile=true compiles a replica's step for one device",
+        ),
+    ],
+    ids=["owt", "three", "mirrored", "multiworker", "horovod-tower-devices", "both", "xla"],
+)
+def test_placements_that_cannot_work_are_config_errors(changes, message):
+    cfg = config.Config()
+    for key, value in changes.items():
+        group, name = key.split(".")
+        setattr(getattr(cfg, group), name, value)
+    with pytest.raises(ConfigError, match=message):
+        config.validate(cfg)
+
+
+@pytest.mark.parametrize(
     "overrides, message",
     [
         (["model=owt", "distribute.devices_per_replica=2"], "model.variant='owt' has one tower"),
         (["distribute.devices_per_replica=2"], "needs 2 CPU devices, but it has 1"),
         (["model.tower_devices=[/gpu:0,/gpu:1]"], "device '/gpu:0' does not exist"),
-        (["distribute=mirrored", "distribute.devices_per_replica=2"], "use distribute=horovod"),
-        (["distribute=horovod", "model.tower_devices=[/cpu:0,/cpu:1]"], "devices_per_replica=2"),
-        (
-            [
-                "distribute.devices_per_replica=2",
-                "distribute.logical_cpus=2",
-                "trainer.jit_compile=true",
-            ],
-            "trainer.jit_compile=true compiles a replica's step for one device",
-        ),
     ],
-    ids=["owt", "too-few-devices", "missing-gpu", "mirrored", "horovod-tower-devices", "xla"],
+    ids=["owt", "too-few-devices", "missing-gpu"],
 )
 def test_bad_placement_fails_before_any_work(tmp_path, overrides, message):
-    # The cache folder is empty: an error that came after data preparation would
+    # The cache folder stays empty: an error that came after data preparation would
     # have rendered the dataset into it first.
     result = run_cli(
         ["-m", "alexnet_dist.train", "debug=tiny", f"data.cache_dir={tmp_path}/cache",

@@ -33,18 +33,7 @@ def checkpoints(run_dir) -> list[str]:
     return sorted(os.path.basename(p) for p in glob.glob(f"{run_dir}/**/*.index", recursive=True))
 
 
-def test_train_script_trains(slurm, tmp_path, cache):
-    job = submit(
-        slurm, tmp_path, "train.sbatch", "train", overrides=tiny(cache, "trainer.max_steps=3")
-    )
-    assert job.wait() == 0, job.log()[-3000:]
-    log = job.log()
-    assert f"run directory: {tmp_path}/runs/train-{job.id}" in log
-    assert "finished at step 3" in log
-    assert checkpoints(tmp_path / "runs" / f"train-{job.id}") == ["best-3.index", "ckpt-3.index"]
-
-
-def test_train_script_preempted_is_requeued_and_resumes_in_one_output_file(slurm, tmp_path, cache):
+def test_train_script_trains_and_when_preempted_is_requeued_and_resumes(slurm, tmp_path, cache):
     job = submit(
         slurm, tmp_path, "train.sbatch", "pre",
         overrides=tiny(cache, "trainer.max_steps=14", "trainer.checkpoint_every_steps=100"),
@@ -53,6 +42,10 @@ def test_train_script_preempted_is_requeued_and_resumes_in_one_output_file(slurm
     job.signal_batch("USR1")
     assert job.wait() == 0, job.log()[-3000:]
     log = job.log()
+    # Trained to the end in a run directory named after the job, with one output file.
+    run_dir = tmp_path / "runs" / f"pre-{job.id}"
+    assert "finished at step 14" in log
+    assert checkpoints(run_dir)[-2:] == ["best-14.index", "ckpt-14.index"]
     stopped = re.search(r"SIGUSR1 received: stopped at step (\d+) after saving", log)
     assert stopped, log[-3000:]
     step = int(stopped.group(1))
@@ -107,6 +100,21 @@ def test_multiworker_one_task_on_each_of_two_nodes(slurm, tmp_path, cache):
     assert f"'worker': ['node1:{port}', 'node2:{port + 1}']" in log
     assert "(8 per replica x 2 replicas)" in log and log.count("finished at step 3") == 1
     assert checkpoints(tmp_path / "runs" / f"mw2-{job.id}") == ["best-3.index", "ckpt-3.index"]
+
+
+def test_a_worker_whose_peer_does_not_resolve_fails_within_the_timeout(slurm, tmp_path, cache):
+    port = free_ports(1)[0]
+    job = submit(
+        slurm, tmp_path, "multiworker.sbatch", "lost", "--nodes=1", "--ntasks-per-node=1",
+        overrides=tiny(cache, "distribute.cluster=hosts", "distribute.task_index=0",
+                       f"distribute.hosts=[node1:{port},node9.invalid:{port}]",
+                       "distribute.timeout_s=10"),
+    )  # fmt: skip
+    assert job.wait(timeout=120) != 0
+    log = job.log()
+    assert "did not finish within distribute.timeout_s=10 seconds" in log, log[-3000:]
+    assert f"cannot reach node9.invalid:{port} (the host name 'node9.invalid' does not" in log
+    assert "requeueing" not in log  # a failure, not a preemption
 
 
 def test_horovod_ranks_started_by_srun_preempted_stop_together_and_resume(slurm, tmp_path, cache):

@@ -11,16 +11,21 @@
 set -uo pipefail
 "$@" &
 child=$!
-trap 'kill -USR1 "$child" 2>/dev/null' USR1
-trap 'kill -TERM "$child" 2>/dev/null' TERM
+signalled=0
+trap 'signalled=1; kill -USR1 "$child" 2>/dev/null' USR1
+trap 'signalled=1; kill -TERM "$child" 2>/dev/null' TERM
 # `wait` returns early when a trapped signal arrives: wait again until the child exits.
 while true; do
   wait "$child"
   code=$?
   kill -0 "$child" 2>/dev/null || break
 done
-if [[ $code -eq 75 ]]; then
-  echo "preempted: checkpoint saved; requeueing job ${SLURM_JOB_ID:-}"
+# After a forwarded signal, a step can also end with another code: srun
+# --kill-on-bad-exit terminates the tasks still closing when the first one exits
+# with 75. Their checkpoint is written by then (and checkpoints are atomic), so
+# requeue too: the next start resumes from the newest checkpoint.
+if [[ $code -eq 75 || ($signalled -eq 1 && $code -ne 0) ]]; then
+  echo "preempted (exit code $code): requeueing job ${SLURM_JOB_ID:-}"
   scontrol requeue "${SLURM_JOB_ID:?not in a Slurm job}"
 fi
 exit "$code"

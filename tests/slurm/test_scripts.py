@@ -50,7 +50,7 @@ def test_train_script_trains_and_when_preempted_is_requeued_and_resumes(slurm, t
     assert stopped, log[-3000:]
     step = int(stopped.group(1))
     # Both legs in one file: the first leg's progress and its requeue, then the resume.
-    assert f"preempted: checkpoint saved; requeueing job {job.id}" in log
+    assert f"preempted (exit code 75): requeueing job {job.id}" in log
     assert f"resumed from {tmp_path}/runs/pre-{job.id}/checkpoints/ckpt-{step}" in log
     assert (
         log.index("requeueing job") < log.index("resumed from") < log.index("finished at step 14")

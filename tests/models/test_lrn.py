@@ -50,3 +50,34 @@ def test_config_round_trip():
 def test_negative_radius_is_refused():
     with pytest.raises(ValueError, match="depth_radius"):
         LocalResponseNormalization(depth_radius=-1)
+
+
+def _formula_tf(a, k=2.0, n=5, alpha=1e-4, beta=0.75):
+    """The paper's formula in float64 TensorFlow ops, for TensorFlow's autodiff."""
+    channels = a.shape[-1]
+    outs = []
+    for i in range(channels):
+        lo, hi = max(0, i - n // 2), min(channels - 1, i + n // 2)
+        s = tf.reduce_sum(tf.square(a[..., lo : hi + 1]), axis=-1)
+        outs.append(a[..., i] / (k + alpha * s) ** beta)
+    return tf.stack(outs, axis=-1)
+
+
+@pytest.mark.parametrize("beta", [0.75, 0.5])
+def test_hand_written_gradient_equals_autodiff_of_the_formula(beta):
+    rng = np.random.default_rng(2)
+    a = np.maximum(rng.normal(0, 60, size=(2, 5, 5, 12)), 0).astype(np.float32)
+    weights = rng.normal(size=a.shape).astype(np.float32)  # a loss that mixes every output
+    layer = LocalResponseNormalization(beta=beta)
+    x = tf.constant(a)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(layer(x) * weights)
+    got = tape.gradient(loss, x).numpy()
+    x64 = tf.constant(a.astype(np.float64))
+    with tf.GradientTape() as tape:
+        tape.watch(x64)
+        loss = tf.reduce_sum(_formula_tf(x64, beta=beta) * weights.astype(np.float64))
+    want = tape.gradient(loss, x64).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
+    np.testing.assert_allclose(layer(x), _formula_tf(x64, beta=beta), rtol=1e-5, atol=1e-6)

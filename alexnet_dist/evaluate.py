@@ -44,7 +44,7 @@ def evaluate_checkpoint(
     spec = dataclasses.replace(
         sources.input_spec(cfg, training=False, batch_size=batch), split=split, eval_crops=crops
     )
-    eval_step = make_eval_step(model, create_runtime(DistributeConfig()))
+    eval_step = make_eval_step(model, create_runtime(DistributeConfig()), sources.model_input(cfg))
     meter = Meter()
     with source.reading(split):
         for images_labels in source.dataset(spec):

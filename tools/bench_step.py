@@ -6,10 +6,12 @@
 
 Runs the real runtime, model, optimizer and train step (alexnet_dist.training.step)
 on random tensors already in memory, so the figure is the step alone, without
-the input pipeline. `--batch` is per replica; the figure is images/s over all
-replicas (rank 0 prints it). The first two steps (tracing, XLA compilation) are
-not timed. Without GPUs, `--devices-per-replica 2` gives each process two
-logical CPUs that stand in for them. tools/bench_towers.py runs every layout.
+the input pipeline. The batch is what the pipeline ships (uint8 pixels and each
+image's lighting shift), so the step includes the float work done on the device.
+`--batch` is per replica; the figure is images/s over all replicas (rank 0
+prints it). The first two steps (tracing, XLA compilation) are not timed.
+Without GPUs, `--devices-per-replica 2` gives each process two logical CPUs
+that stand in for them. tools/bench_towers.py runs every layout.
 """
 
 import argparse
@@ -25,6 +27,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from alexnet_dist.config import DistributeConfig, OptimConfig  # noqa: E402
+from alexnet_dist.data import augment  # noqa: E402
 from alexnet_dist.distribute import create_runtime  # noqa: E402
 from alexnet_dist.models import build_alexnet  # noqa: E402
 from alexnet_dist.models.alexnet import DEFAULT_IMAGE_SIZE  # noqa: E402
@@ -46,13 +49,15 @@ def images_per_second(args, runtime, policy: str, jit_compile: bool) -> float:
         )
         step = make_train_step(
             model, optimizer, runtime, global_batch, 5e-4, jit_compile,
-            loss_scale=LossScale() if fp16 else None,
+            loss_scale=LossScale() if fp16 else None, model_input=augment.model_input,
         )  # fmt: skip
         size = args.image_size or DEFAULT_IMAGE_SIZE[args.variant]
-        batch = (
-            tf.random.normal((args.batch, size, size, 3)),
-            tf.random.uniform((args.batch,), 0, 1000, tf.int32),
-        )
+        pixels = tf.random.uniform((args.batch, size, size, 3), 0, 256, tf.int32)
+        inputs = {
+            "pixels": tf.cast(pixels, tf.uint8),
+            "lighting": tf.random.normal((args.batch, 3), stddev=5.0),
+        }
+        batch = (inputs, tf.random.uniform((args.batch,), 0, 1000, tf.int32))
         for _ in range(2):
             float(step(batch)["loss_sum"])
         start = time.perf_counter()

@@ -119,20 +119,17 @@ def _resize_square(image, side: int):
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
-def lighting(image: tf.Tensor, std: float, seed: tf.Tensor) -> tf.Tensor:
-    """The paper's PCA colour noise: adds sum_i alpha_i * lambda_i * p_i to every pixel.
+def lighting_shift(std: float, seed: tf.Tensor) -> tf.Tensor:
+    """The paper's PCA colour noise of one image: the RGB shift sum_i alpha_i * lambda_i * p_i.
 
     alpha_i ~ N(0, std) (0.1 in the paper) is drawn once per image from `seed`;
     lambda_i, p_i are the eigenvalues and eigenvectors of ImageNet's RGB
-    covariance, for pixels in [0, 1], hence the factor 255 for 0-255 pixels.
-
-    Args:
-        image: float32 (height, width, 3) in 0-255 pixel units.
+    covariance, for pixels in [0, 1], hence the factor 255: the shift is in 0-255
+    pixel units, to be added to every pixel of the image (`model_input` does).
     """
     alpha = tf.random.stateless_normal([3], seed, stddev=std)
     eigenvectors = tf.constant(PCA_EIGENVECTORS, tf.float32)
-    shift = tf.linalg.matvec(eigenvectors, alpha * tf.constant(PCA_EIGENVALUES, tf.float32))
-    return image + 255.0 * shift
+    return 255.0 * tf.linalg.matvec(eigenvectors, alpha * tf.constant(PCA_EIGENVALUES, tf.float32))
 
 
 def ten_crops(image: tf.Tensor, crop_size: int) -> tf.Tensor:
@@ -164,3 +161,17 @@ def normalize(image: tf.Tensor, mean=IMAGENET_MEAN, std=PIXEL_STD) -> tf.Tensor:
     """uint8 pixels -> float32 (pixel - mean) / std, with mean and std in 0-255 pixel units."""
     image = tf.cast(image, tf.float32)
     return (image - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+
+
+def model_input(inputs: dict[str, tf.Tensor], mean=IMAGENET_MEAN, std=PIXEL_STD) -> tf.Tensor:
+    """The network's float32 input from a batch of the input pipeline's uint8 pixels.
+
+    The pipeline ships `pixels` (uint8, [batch, (crops,) height, width, 3]) and, in
+    training with PCA lighting, each image's `lighting` shift ([batch, 3]); this
+    adds the shift and normalises. It runs inside the train and eval steps, on
+    the accelerator: the host only decodes, and sends a quarter of the bytes.
+    """
+    image = tf.cast(inputs["pixels"], tf.float32)
+    if "lighting" in inputs:
+        image = image + inputs["lighting"][:, None, None, :]
+    return normalize(image, mean, std)

@@ -1,8 +1,15 @@
-"""The tf.data reader: shards -> decoded, augmented, normalised batches.
+"""The tf.data reader: shards -> decoded, augmented uint8 batches.
 
 Order of operations (as in TF Model Garden's input reader): list the shards,
 shard them by worker, interleave, shuffle, decode + augment in parallel, batch
 (dropping the remainder in training so every step has the same shape), prefetch.
+
+The host does only what must be done per image: decode the crop window and
+mirror it, in uint8. Batches go out as uint8 pixels (and each image's PCA
+lighting shift): the float work (the shift, the mean and std) is done on whole
+batches inside the step, on the accelerator (`augment.model_input`). That is a
+quarter of the bytes to the device, and three quarters of the host's time it
+took to do that work per image in float32 (measured in #11).
 
 A training epoch's input is a function of (seed, epoch): the shard order and the
 shuffle are seeded, and each image's crop and flip are drawn from a seed made of
@@ -17,7 +24,7 @@ import os
 
 import tensorflow as tf
 
-from alexnet_dist.data import augment, schema, stats
+from alexnet_dist.data import augment, schema
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,9 +39,8 @@ class InputSpec:
     training: bool
     seed: int = 0
     shuffle_buffer: int = 10_000
-    mean: tuple[float, ...] = stats.IMAGENET_MEAN
-    std: tuple[float, ...] = stats.PIXEL_STD
     deterministic: bool = True
+    parallel_calls: int = 0  # images decoded at once: 0 two per core, -1 tf.data's autotuner
     lighting_std: float = 0.0  # training: the paper's PCA colour noise (0.1); 0 is off
     train_crop: str = "paper"  # "paper": crop of the resized image; "inception": random-resized
     eval_crops: int = 1  # evaluation: 1 (centre) or 10 (the paper's corners, centre, flips)
@@ -117,8 +123,10 @@ def make_dataset(
             a disjoint subset of the shards.
 
     Returns:
-        A dataset of (images float32 [batch, crop, crop, 3], labels int32 [batch]);
-        images are [batch, 10, crop, crop, 3] in evaluation with `eval_crops=10`.
+        A dataset of (inputs, labels int32 [batch]) where inputs is {"pixels": uint8
+        [batch, crop, crop, 3]} ([batch, 10, crop, crop, 3] in evaluation with
+        `eval_crops=10`), plus "lighting": float32 [batch, 3] in training with PCA
+        lighting; `augment.model_input` turns inputs into the network's input.
     """
     if spec.crop_size > spec.resize_size:
         raise ValueError(
@@ -126,22 +134,11 @@ def make_dataset(
         )
     workers = input_context.num_input_pipelines if input_context else 1
     worker = input_context.input_pipeline_id if input_context else 0
-    all_files = check_enough_shards(spec.data_dir, spec.split, workers)
-    files = all_files[worker::workers]
-
-    epoch_seed = spec.seed * 1_000_003 + epoch
-    if spec.cache:
-        ds = _cached_records(tuple(files), spec.deterministic)
-    else:
-        ds = tf.data.Dataset.from_tensor_slices(files)
-        if spec.training:
-            ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)
-        ds = _interleave(ds, len(files), spec.deterministic)
+    epoch_seed = _epoch_seed(spec, epoch)
+    ds = records(spec, epoch, input_context)
     if spec.training:
-        ds = ds.shuffle(spec.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
-        # With the service the pipeline is split between its workers: skip here instead.
-        local_skip = 0 if spec.service else skip_batches
-        ds = ds.enumerate().skip(local_skip * spec.batch_size)
+        # With the service the pipeline is split between its workers: skip there instead.
+        ds = ds.skip(0 if spec.service else skip_batches * spec.batch_size)
 
         def preprocess(index, serialized):
             features = schema.parse(serialized)
@@ -164,7 +161,9 @@ def make_dataset(
             features = schema.parse(serialized)
             return eval_image(_decode(features), spec), _label(features)
 
-    ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE, deterministic=spec.deterministic)
+    ds = ds.map(
+        preprocess, num_parallel_calls=parallel_calls(spec), deterministic=spec.deterministic
+    )
     if spec.training and spec.service:
         from alexnet_dist.data import service
 
@@ -176,8 +175,51 @@ def make_dataset(
         return ds.prefetch(tf.data.AUTOTUNE)
     if spec.training or workers == 1:
         return ds.batch(spec.batch_size, drop_remainder=spec.training).prefetch(tf.data.AUTOTUNE)
+    all_files = list_shards(spec.data_dir, spec.split)
     per_worker = images_per_worker(spec.data_dir, spec.split, all_files, workers)
     return batch_to_equal_steps(ds, spec.batch_size, per_worker).prefetch(tf.data.AUTOTUNE)
+
+
+def records(
+    spec: InputSpec, epoch: int = 0, input_context: tf.distribute.InputContext | None = None
+) -> tf.data.Dataset:
+    """This worker's serialized records of one epoch, in the order training reads them.
+
+    In training, numbered (index, record) pairs: the shard order and the shuffle
+    are seeded by (spec.seed, epoch), and an image's index seeds its augmentation.
+    """
+    workers = input_context.num_input_pipelines if input_context else 1
+    worker = input_context.input_pipeline_id if input_context else 0
+    files = check_enough_shards(spec.data_dir, spec.split, workers)[worker::workers]
+    epoch_seed = _epoch_seed(spec, epoch)
+    if spec.cache:
+        ds = _cached_records(tuple(files), spec.deterministic)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(files)
+        if spec.training:
+            ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)
+        ds = _interleave(ds, len(files), spec.deterministic)
+    if not spec.training:
+        return ds
+    ds = ds.shuffle(spec.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
+    return ds.enumerate()
+
+
+def parallel_calls(spec: InputSpec) -> int:
+    """How many images to decode at once: two per core this process may use, by default.
+
+    Measured on 2 cores (#11, alexnet-bench-input --runs 5): with tf.data's
+    autotuner, images/s moved by 11-14 % between back-to-back runs, as it settled
+    on a different parallelism each time; two per core was 13 % faster and moved
+    by 4 %. One per core left the cores idle while a batch was assembled.
+    """
+    if spec.parallel_calls == -1:
+        return tf.data.AUTOTUNE
+    return spec.parallel_calls or 2 * len(os.sched_getaffinity(0))
+
+
+def _epoch_seed(spec: InputSpec, epoch: int) -> int:
+    return spec.seed * 1_000_003 + epoch
 
 
 def images_per_worker(data_dir: str, split: str, files: list[str], workers: int) -> list[int]:
@@ -237,20 +279,20 @@ def train_decoded_image(image: tf.Tensor, crop_seed, lighting_seed, spec: InputS
     return finish_train_image(image, lighting_seed, spec)
 
 
-def finish_train_image(image: tf.Tensor, lighting_seed, spec: InputSpec) -> tf.Tensor:
-    if spec.lighting_std:
-        image = augment.lighting(tf.cast(image, tf.float32), spec.lighting_std, lighting_seed)
-    return augment.normalize(image, spec.mean, spec.std)
+def finish_train_image(image: tf.Tensor, lighting_seed, spec: InputSpec) -> dict[str, tf.Tensor]:
+    """The pipeline's element for a cropped, mirrored uint8 image: its pixels and its
+    lighting shift (drawn here, per image, so that it is a function of the seed)."""
+    if not spec.lighting_std:
+        return {"pixels": image}
+    return {"pixels": image, "lighting": augment.lighting_shift(spec.lighting_std, lighting_seed)}
 
 
-def eval_image(image: tf.Tensor, spec: InputSpec) -> tf.Tensor:
-    """Evaluation preprocessing: resize, centre crop or the paper's 10 crops, normalise."""
+def eval_image(image: tf.Tensor, spec: InputSpec) -> dict[str, tf.Tensor]:
+    """Evaluation preprocessing: resize, then the centre crop or the paper's 10 crops."""
     image = augment.resize_shorter_side(image, spec.resize_size)
     if spec.eval_crops == 10:
-        image = augment.ten_crops(image, spec.crop_size)
-    else:
-        image = augment.center_crop(image, spec.crop_size)
-    return augment.normalize(image, spec.mean, spec.std)
+        return {"pixels": augment.ten_crops(image, spec.crop_size)}
+    return {"pixels": augment.center_crop(image, spec.crop_size)}
 
 
 def batch_to_equal_steps(ds, batch_size: int, per_worker: list[int]) -> tf.data.Dataset:
@@ -266,9 +308,8 @@ def batch_to_equal_steps(ds, batch_size: int, per_worker: list[int]) -> tf.data.
     """
     steps = max(-(-n // batch_size) for n in per_worker)
     ds = ds.batch(batch_size)
-    image_shape = ds.element_spec[0].shape[1:]  # (crop, crop, 3), or (10, crop, crop, 3)
     empty = tf.data.Dataset.from_tensors(
-        (tf.zeros([0, *image_shape], tf.float32), tf.zeros([0], tf.int32))
+        tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), ds.element_spec)
     )
     return ds.concatenate(empty.repeat()).take(steps)
 

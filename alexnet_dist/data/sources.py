@@ -16,6 +16,7 @@ number of steps on every worker.
 import abc
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import zlib
@@ -23,10 +24,15 @@ import zlib
 import tensorflow as tf
 
 from alexnet_dist.config import Config, DataConfig
-from alexnet_dist.data import pipeline, schema, shapes
+from alexnet_dist.data import augment, pipeline, schema, shapes
 from alexnet_dist.data.pipeline import InputSpec
 
 log = logging.getLogger(__name__)
+
+
+def model_input(cfg: Config):
+    """The step's half of the input: the data's batches -> the network's float32 input."""
+    return functools.partial(augment.model_input, mean=cfg.data.mean, std=cfg.data.std)
 
 
 def input_spec(cfg: Config, training: bool, batch_size: int, run_dir: str = "") -> InputSpec:
@@ -40,9 +46,8 @@ def input_spec(cfg: Config, training: bool, batch_size: int, run_dir: str = "") 
         training=training,
         seed=cfg.trainer.seed,
         shuffle_buffer=cfg.data.shuffle_buffer,
-        mean=tuple(cfg.data.mean),
-        std=tuple(cfg.data.std),
         deterministic=cfg.data.deterministic,
+        parallel_calls=cfg.data.parallel_calls,
         lighting_std=cfg.data.lighting_std,
         train_crop=cfg.data.train_crop,
         eval_crops=cfg.data.eval_crops,
@@ -86,7 +91,8 @@ class Source(abc.ABC):
         skip_batches: int = 0,
         input_context: tf.distribute.InputContext | None = None,
     ) -> tf.data.Dataset:
-        """One epoch of `spec.split` for this worker: (images float32, labels int32) batches."""
+        """One epoch of `spec.split` for this worker: (inputs, labels int32) batches, with
+        inputs as `pipeline.make_dataset` describes (uint8 pixels, lighting shifts)."""
 
     def reading(self, split: str):
         """Context for iterating a dataset of `split`: errors that name the culprit."""
@@ -179,12 +185,12 @@ class TFDS(Source):
                 crop_seed, lighting_seed = pipeline.image_seeds(epoch_seed, index, workers, worker)
                 return pipeline.train_decoded_image(image, crop_seed, lighting_seed, spec), label
 
-            ds = ds.map(preprocess, num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(preprocess, num_parallel_calls=pipeline.parallel_calls(spec))
             ds = ds.batch(spec.batch_size, drop_remainder=True)
         else:
             ds = ds.map(
                 lambda image, label: (pipeline.eval_image(image, spec), label),
-                num_parallel_calls=tf.data.AUTOTUNE,
+                num_parallel_calls=pipeline.parallel_calls(spec),
             )
             counts = self.worker_examples(spec.split, workers)
             ds = pipeline.batch_to_equal_steps(ds, spec.batch_size, counts)
@@ -192,7 +198,7 @@ class TFDS(Source):
 
 
 class Synthetic(Source):
-    """Random normalised images and labels, generated once in memory and repeated.
+    """Random images and labels, generated once in memory and repeated.
 
     For measuring the training step without an input pipeline: nothing is read
     or decoded. Each worker gets num_examples / workers images of each split, in
@@ -219,10 +225,13 @@ class Synthetic(Source):
         size, batch = spec.crop_size, spec.batch_size
         shape = [batch, 10, size, size, 3] if spec.eval_crops == 10 and not spec.training else None
         seed = [spec.seed, worker]
-        images = tf.random.stateless_normal(shape or [batch, size, size, 3], seed)
+        pixels = tf.random.stateless_uniform(
+            shape or [batch, size, size, 3], seed, 0, 256, tf.int32
+        )
         labels = tf.random.stateless_uniform([batch], seed, 0, len(self.labels), tf.int32)
         steps = self.num_examples(spec.split) // workers // batch - skip_batches
-        return tf.data.Dataset.from_tensors((images, labels)).repeat(max(steps, 0))
+        inputs = {"pixels": tf.cast(pixels, tf.uint8)}
+        return tf.data.Dataset.from_tensors((inputs, labels)).repeat(max(steps, 0))
 
 
 def create(cfg: DataConfig) -> Source:

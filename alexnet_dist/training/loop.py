@@ -106,8 +106,9 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
         jit_compile=cfg.trainer.jit_compile, stop_flag=preemption.flag,
         label_smoothing=cfg.optim.label_smoothing, loss_scale=loss_scale,
+        model_input=sources.model_input(cfg),
     )  # fmt: skip
-    eval_step = make_eval_step(model, runtime)
+    eval_step = make_eval_step(model, runtime, sources.model_input(cfg))
     summaries = Summaries(run_dir, write=runtime.is_chief)
     summaries.hparams(dataclasses.asdict(cfg), [("val", "top1"), ("val", "top5"), ("val", "loss")])
     profile = cfg.trainer.profile_steps if runtime.is_chief else None
@@ -163,8 +164,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
                 )
             waited = time.perf_counter() - waited
             if first:  # what the network sees, after augmentation
-                images = runtime.first_replica(batch)[0].numpy()
-                grid = input_grid(images, cfg.data.mean, cfg.data.std)
+                grid = input_grid(runtime.first_replica(batch)[0])
                 summaries.image("train", step + 1, "augmented_inputs", grid, _INPUTS_TEXT)
                 first = False
             preemption.sync()

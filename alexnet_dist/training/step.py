@@ -13,7 +13,11 @@ import tensorflow as tf
 from alexnet_dist.distribute import Runtime
 from alexnet_dist.training.loss_scale import LossScale
 
-Batch = tuple[tf.Tensor, tf.Tensor]
+Batch = tuple[tf.Tensor | dict[str, tf.Tensor], tf.Tensor]
+# Turns a batch's inputs into the network's input: data.augment.model_input (uint8
+# pixels -> normalised float32, inside the step, on the accelerator), with the
+# data's mean and std; None when the batches already hold the network's input.
+ModelInput = Callable[[dict[str, tf.Tensor]], tf.Tensor] | None
 
 
 def decayed_variables(model: keras.Model) -> list:
@@ -59,6 +63,7 @@ def make_train_step(
     stop_flag: tf.Variable | None = None,
     label_smoothing: float = 0.0,
     loss_scale: LossScale | None = None,
+    model_input: ModelInput = None,
 ) -> Callable[[Batch], dict[str, tf.Tensor]]:
     """Returns a tf.function that trains on one global batch and returns global sums.
 
@@ -86,7 +91,8 @@ def make_train_step(
     decayed = {id(v) for v in decayed_variables(model)}
     decay = weight_decay / runtime.num_replicas
 
-    def forward_backward(images, labels):
+    def forward_backward(inputs, labels):
+        images = model_input(inputs) if model_input else inputs
         log_probs = tf.nn.log_softmax(tf.cast(model(images, training=True), tf.float32))
         sums = _sums(labels, log_probs, label_smoothing)
         loss = sums["loss_sum"] / global_batch
@@ -107,8 +113,8 @@ def make_train_step(
     if jit_compile:
         forward_backward = tf.function(forward_backward, jit_compile=True)
 
-    def replica_step(images, labels):
-        grads, sums = forward_backward(images, labels)
+    def replica_step(inputs, labels):
+        grads, sums = forward_backward(inputs, labels)
         finite = _by_variable(lambda g, v: tf.reduce_all(tf.math.is_finite(g)), grads, variables)
         finite = tf.reduce_all(finite)
         if loss_scale is None:
@@ -147,10 +153,13 @@ def predict_log_probs(model: keras.Model, images: tf.Tensor) -> tf.Tensor:
     return tf.math.log(tf.reduce_mean(probs, axis=1))
 
 
-def make_eval_step(model: keras.Model, runtime: Runtime) -> Callable[[Batch], dict[str, tf.Tensor]]:
+def make_eval_step(
+    model: keras.Model, runtime: Runtime, model_input: ModelInput = None
+) -> Callable[[Batch], dict[str, tf.Tensor]]:
     """Returns a tf.function that evaluates one batch (single or multi-crop): global sums."""
 
-    def replica_step(images, labels):
+    def replica_step(inputs, labels):
+        images = model_input(inputs) if model_input else inputs
         return _sums(labels, predict_log_probs(model, images))
 
     # The last validation batch is smaller: one extra trace, not one per shape.

@@ -135,9 +135,12 @@ def tile(images: np.ndarray, columns: int, pad: int = 1) -> np.ndarray:
     return grid
 
 
-def input_grid(images, mean, std, count: int = 16) -> np.ndarray:
-    """The first `count` network inputs as the eye sees them: normalisation undone, in [0, 1]."""
-    images = np.asarray(images[:count], np.float32) * np.asarray(std) + np.asarray(mean)
+def input_grid(inputs: dict, count: int = 16) -> np.ndarray:
+    """The first `count` images of a training batch as the network sees them (with their
+    lighting shift, before normalisation), in [0, 1]."""
+    images = np.asarray(inputs["pixels"][:count], np.float32)
+    if "lighting" in inputs:
+        images += np.asarray(inputs["lighting"][:count])[:, None, None, :]
     return tile(np.clip(images / 255.0, 0.0, 1.0), columns=math.ceil(math.sqrt(len(images))))
 
 

@@ -27,7 +27,24 @@ def test_prints_images_per_second_and_per_core(shapes_records):
     )
     assert rate > 0 and per_core == pytest.approx(rate / cores, rel=1e-3)
     assert "4 batches timed after 1" in result.stdout
+    assert float(lines["epoch start"].split()[0]) > 0
+    assert float(lines["cores for 1 images/s"]) == pytest.approx(cores / rate, rel=0.01)
     assert "keeps up with 1 images/s" in result.stdout
+
+
+def test_decode_only_floor_and_repeated_runs(shapes_records):
+    records, _ = shapes_records
+    result = bench(records, "--decode-only", "--runs", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "pipeline: decode only (the floor)" in result.stdout
+    runs = [
+        float(line.split()[2]) for line in result.stdout.splitlines() if line.startswith("run ")
+    ]
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    median = float(lines["images/s"])
+    assert len(runs) == 2 and median == pytest.approx(sum(runs) / 2, abs=0.06)
+    spread = float(lines["spread over 2 runs"].split("%")[0])
+    assert spread == pytest.approx(100 * abs(runs[0] - runs[1]) / (sum(runs) / 2), abs=0.06)
 
 
 def test_says_when_the_pipeline_cannot_keep_up(shapes_records, tmp_path):

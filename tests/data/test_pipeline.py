@@ -15,20 +15,24 @@ def spec(records, **kw):
     return InputSpec(**{**base, **kw})
 
 
-def test_train_batches_have_the_right_shapes_dtypes_and_range(shapes_records):
+def test_train_batches_are_uint8_pixels_and_the_network_input_is_made_in_the_step(
+    shapes_records,
+):
     records, _ = shapes_records
     batches = list(make_dataset(spec(records)))
     assert len(batches) == 120 // 8  # 10 classes x 12, drop_remainder
-    images, labels = batches[0]
-    assert images.shape == (8, 67, 67, 3) and images.dtype == tf.float32
+    inputs, labels = batches[0]
+    assert set(inputs) == {"pixels"}  # no lighting asked for
+    assert inputs["pixels"].shape == (8, 67, 67, 3) and inputs["pixels"].dtype == tf.uint8
     assert labels.shape == (8,) and labels.dtype == tf.int32
-    all_images = np.concatenate([b[0] for b in batches])
-    all_labels = np.concatenate([b[1] for b in batches])
-    # Mean-subtracted 0-255 pixels: the range is [0 - mean, 255 - mean] per channel.
-    mean = np.array(stats.IMAGENET_MEAN)
-    assert np.all(all_images >= -mean - 1e-3) and np.all(all_images <= 255 - mean + 1e-3)
-    assert all_images.std() > 20  # real pictures, not blanks
-    assert sorted(set(all_labels.tolist())) == list(range(10))
+    all_pixels = np.concatenate([b[0]["pixels"] for b in batches])
+    assert all_pixels.std() > 20  # real pictures, not blanks
+    assert sorted(set(np.concatenate([b[1] for b in batches]).tolist())) == list(range(10))
+    # The step's half: (pixel - mean) / std in float32, per channel.
+    images = augment.model_input(inputs, stats.IMAGENET_MEAN, stats.PIXEL_STD).numpy()
+    assert images.dtype == np.float32
+    want = (inputs["pixels"].numpy() - np.array(stats.IMAGENET_MEAN)) / np.array(stats.PIXEL_STD)
+    np.testing.assert_allclose(images, want, rtol=1e-6, atol=1e-5)
 
 
 def test_eval_reads_every_image_once_centre_cropped(shapes_records):
@@ -39,8 +43,8 @@ def test_eval_reads_every_image_once_centre_cropped(shapes_records):
     labels = np.concatenate([b[1] for b in ds])
     assert np.bincount(labels).tolist() == [3] * 10
     # Centre crop is deterministic: two passes give the same pixels.
-    first = np.concatenate([b[0] for b in ds])
-    second = np.concatenate([b[0] for b in ds])
+    first = np.concatenate([b[0]["pixels"] for b in ds])
+    second = np.concatenate([b[0]["pixels"] for b in ds])
     np.testing.assert_array_equal(first, second)
 
 
@@ -52,7 +56,7 @@ def test_epoch_is_a_function_of_seed_and_epoch(shapes_records):
 
     a, b = epoch(0), epoch(0)
     for (xa, ya), (xb, yb) in zip(a, b, strict=True):
-        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(xa["pixels"], xb["pixels"])
         np.testing.assert_array_equal(ya, yb)
     other = epoch(1)
     assert not all(np.array_equal(x[1], y[1]) for x, y in zip(a, other, strict=True))
@@ -60,7 +64,7 @@ def test_epoch_is_a_function_of_seed_and_epoch(shapes_records):
     rest = epoch(0, skip=5)
     assert len(rest) == len(a) - 5
     for (xa, ya), (xr, yr) in zip(a[5:], rest, strict=True):
-        np.testing.assert_array_equal(xa, xr)
+        np.testing.assert_array_equal(xa["pixels"], xr["pixels"])
         np.testing.assert_array_equal(ya, yr)
 
 
@@ -142,19 +146,24 @@ def test_ten_crops_equal_the_crops_taken_by_hand():
 
 
 def test_pca_lighting_shifts_every_pixel_along_the_eigenvectors_by_alpha_lambda():
-    image = tf.fill([5, 6, 3], 100.0) + tf.random.stateless_uniform([5, 6, 3], [1, 2]) * 50
+    pixels = tf.random.stateless_uniform([2, 5, 6, 3], [1, 2], 0, 256, tf.int32)
+    pixels = tf.cast(pixels, tf.uint8)
     eigenvectors = np.array(stats.PCA_EIGENVECTORS)
     alphas = []
     for i in range(400):
         seed = tf.constant([7, i], tf.int64)
-        shift = (augment.lighting(image, 0.1, seed) - image).numpy()
-        # The same RGB offset on every pixel of the image...
-        np.testing.assert_allclose(shift, np.broadcast_to(shift[0, 0], shift.shape), atol=1e-4)
+        shifts = tf.stack([augment.lighting_shift(0.1, seed), tf.zeros([3])])
+        lit = augment.model_input({"pixels": pixels, "lighting": shifts}, [0.0] * 3, [1.0] * 3)
+        shift = (lit - tf.cast(pixels, tf.float32)).numpy()
+        # The same RGB offset on every pixel of the image, and only of that image...
+        np.testing.assert_allclose(shift[0], np.broadcast_to(shift[0, 0, 0], (5, 6, 3)), atol=1e-4)
+        np.testing.assert_array_equal(shift[1], 0.0)
+        shift = shift[0, 0, 0]
         # ...equal to 255 * P (alpha * lambda) for the alpha drawn from this image's seed.
         alpha = tf.random.stateless_normal([3], seed, stddev=0.1).numpy()
         want = 255 * eigenvectors @ (alpha * np.array(stats.PCA_EIGENVALUES))
-        np.testing.assert_allclose(shift[0, 0], want, rtol=1e-4, atol=1e-4)
-        alphas.append(np.linalg.solve(eigenvectors, shift[0, 0] / 255) / stats.PCA_EIGENVALUES)
+        np.testing.assert_allclose(shift, want, rtol=1e-4, atol=1e-4)
+        alphas.append(np.linalg.solve(eigenvectors, shift / 255) / stats.PCA_EIGENVALUES)
     # alpha ~ N(0, 0.1): the largest component moves pixels by ~0.1 * 0.2175 * 255 = 5.5.
     assert np.std(alphas, axis=0) == pytest.approx([0.1, 0.1, 0.1], rel=0.15)
     assert np.abs(np.mean(alphas, axis=0)).max() < 0.02
@@ -162,9 +171,14 @@ def test_pca_lighting_shifts_every_pixel_along_the_eigenvectors_by_alpha_lambda(
 
 def test_training_with_lighting_differs_only_by_a_per_image_colour_shift(shapes_records):
     records, _ = shapes_records
-    plain = next(iter(make_dataset(spec(records))))[0].numpy()
-    lit = next(iter(make_dataset(spec(records, lighting_std=0.1))))[0].numpy()
-    shift = lit - plain  # same crops and flips: the seeds are shared
+    plain_inputs = next(iter(make_dataset(spec(records))))[0]
+    lit_inputs = next(iter(make_dataset(spec(records, lighting_std=0.1))))[0]
+    assert lit_inputs["lighting"].shape == (8, 3) and lit_inputs["lighting"].dtype == tf.float32
+    # Same crops and flips: the seeds are shared.
+    np.testing.assert_array_equal(plain_inputs["pixels"], lit_inputs["pixels"])
+    plain = augment.model_input(plain_inputs).numpy()
+    lit = augment.model_input(lit_inputs).numpy()
+    shift = lit - plain
     per_image = shift.reshape(8, -1, 3)
     np.testing.assert_allclose(per_image, per_image[:, :1].repeat(per_image.shape[1], 1), atol=1e-3)
     assert np.all(np.abs(per_image[:, 0]).max(axis=1) > 0.01)
@@ -178,7 +192,7 @@ def test_ten_crop_evaluation_batches_and_pads_every_worker(shapes_records):
         ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=worker)
         batches = list(make_dataset(val, input_context=ctx))
         steps.append(len(batches))
-        assert all(b[0].shape[1:] == (10, 67, 67, 3) for b in batches)
+        assert all(b[0]["pixels"].shape[1:] == (10, 67, 67, 3) for b in batches)
         count += sum(int(b[1].shape[0]) for b in batches)
     assert len(set(steps)) == 1 and count == 30
 
@@ -226,8 +240,8 @@ def test_inception_crop_is_a_seeded_resized_window():
 
 def test_inception_training_batches(shapes_records):
     records, _ = shapes_records
-    images, labels = next(iter(make_dataset(spec(records, train_crop="inception"))))
-    assert images.shape == (8, 67, 67, 3) and labels.shape == (8,)
+    inputs, labels = next(iter(make_dataset(spec(records, train_crop="inception"))))
+    assert inputs["pixels"].shape == (8, 67, 67, 3) and labels.shape == (8,)
 
 
 def test_cache_serves_later_epochs_from_memory(shapes_records, tmp_path):

@@ -30,5 +30,5 @@ def test_synthetic_workers_get_equal_whole_batches():
                      training=True)  # fmt: skip
     ctx = tf.distribute.InputContext(num_input_pipelines=3, input_pipeline_id=2)
     batches = list(source.dataset(spec, input_context=ctx))
-    assert len(batches) == 33 // 8 and batches[0][0].shape == (8, 16, 16, 3)
+    assert len(batches) == 33 // 8 and batches[0][0]["pixels"].shape == (8, 16, 16, 3)
     assert int(tf.reduce_max(batches[0][1])) < 5

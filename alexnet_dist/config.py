@@ -117,7 +117,9 @@ class TrainerConfig:
     keep_checkpoints: int = 3
     seed: int = 0
     deterministic_ops: bool = False  # tf.config.experimental.enable_op_determinism
-    jit_compile: bool = False  # XLA-compile each replica's forward and backward pass
+    # XLA-compile each replica's forward and backward pass; null: on where each replica
+    # runs on one GPU, off on CPU, where it is slower (distribute.devices.xla_by_default).
+    jit_compile: bool | None = None
     # [first, last]: record a TensorBoard profile (Profile tab) of these steps, e.g. [20, 25]
     profile_steps: list[int] | None = None
 

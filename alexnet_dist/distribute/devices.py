@@ -43,6 +43,33 @@ def accelerators() -> tuple[str, list[str]]:
     raise ConfigError("TensorFlow sees no device at all")
 
 
+def prefetched_to(device: str, dataset_fn):
+    """dataset_fn, with its batches copied to `device` ahead of the step that takes them.
+
+    With one device per process (single, Horovod) TensorFlow would otherwise copy
+    each batch to the GPU inside the step, while the GPU waits. (tf.distribute's
+    mirrored strategies do this themselves.) On CPU the copy is a no-op, so the
+    tests run the same path.
+    """
+
+    def fetched(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
+        return dataset_fn(ctx).apply(tf.data.experimental.prefetch_to_device(device, 2))
+
+    return fetched
+
+
+def xla_by_default(tower_devices: list[str] | None) -> bool:
+    """What trainer.jit_compile=null means: XLA where each replica runs on one GPU.
+
+    On GPUs XLA fuses the elementwise work (the LRN's passes, the input's
+    normalisation) into a few kernels. On CPU it loses (#4: float32 61 -> 52
+    images/s, bf16 84 -> 49), and it compiles one device, so towers on two
+    devices run without it.
+    """
+    kind, _ = accelerators()
+    return kind == "GPU" and not tower_devices
+
+
 def check_exist(devices: list[str], key: str) -> list[str]:
     """The devices, if each exists in this process; else an error naming the first that does not.
 

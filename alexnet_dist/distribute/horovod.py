@@ -72,7 +72,10 @@ class HorovodRuntime(Runtime):
 
     def distribute_dataset(self, dataset_fn):
         size, rank = self.hvd.size(), self.hvd.rank()
-        return dataset_fn(tf.distribute.InputContext(size, rank, size))
+        device = self.tower_devices[0] if self.tower_devices else devices.accelerators()[1][0]
+        return devices.prefetched_to(device, dataset_fn)(
+            tf.distribute.InputContext(size, rank, size)
+        )
 
     def all_reduce_sum(self, value):
         flat = tf.nest.flatten(value)

@@ -39,7 +39,11 @@ class StrategyRuntime(Runtime):
     def scope(self):
         return self.strategy.scope()
 
+    input_device: str | None = None  # where `distribute_dataset` prefetches batches to
+
     def distribute_dataset(self, dataset_fn):
+        if self.input_device:
+            dataset_fn = devices.prefetched_to(self.input_device, dataset_fn)
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
     def offset_by_replica(self, variables):
@@ -82,9 +86,11 @@ def single(cfg: DistributeConfig) -> StrategyRuntime:
     """
     devices.use_logical_cpus(cfg.logical_cpus)
     runtime = StrategyRuntime(tf.distribute.get_strategy())
+    kind, local = devices.accelerators()
     if cfg.devices_per_replica > 1:
-        kind, local = devices.accelerators()
         runtime.tower_devices = devices.replica_devices(local, 0, 1, cfg.devices_per_replica, kind)
+    # The default strategy leaves batches on the host: copy them ahead of the step.
+    runtime.input_device = runtime.tower_devices[0] if runtime.tower_devices else local[0]
     return runtime
 
 

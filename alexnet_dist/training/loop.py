@@ -17,7 +17,6 @@ from alexnet_dist.distribute import Runtime, create_runtime
 from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint
 from alexnet_dist.training.preemption import EXIT_PREEMPTED, PreemptionFlag
 from alexnet_dist.training.state import build_state
-from alexnet_dist.training.step import make_eval_step, make_train_step
 from alexnet_dist.training.summaries import Meter, Summaries, conv1_filters, input_grid
 
 log = logging.getLogger(__name__)
@@ -99,16 +98,12 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     if cfg.trainer.max_steps:
         total_steps = min(total_steps, cfg.trainer.max_steps)
 
-    state = build_state(cfg, runtime, run_dir, len(labels), steps_per_epoch, total_steps)
+    state = build_state(
+        cfg, runtime, run_dir, len(labels), steps_per_epoch, total_steps, preemption.flag
+    )
     model, optimizer, schedule = state.model, state.optimizer, state.schedule
     loss_scale, checkpointer = state.loss_scale, state.checkpointer
-    train_step = make_train_step(
-        model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
-        jit_compile=cfg.trainer.jit_compile, stop_flag=preemption.flag,
-        label_smoothing=cfg.optim.label_smoothing, loss_scale=loss_scale,
-        model_input=sources.model_input(cfg),
-    )  # fmt: skip
-    eval_step = make_eval_step(model, runtime, sources.model_input(cfg))
+    train_step, eval_step = state.train_step, state.eval_step
     summaries = Summaries(run_dir, write=runtime.is_chief)
     summaries.hparams(dataclasses.asdict(cfg), [("val", "top1"), ("val", "top5"), ("val", "loss")])
     profile = cfg.trainer.profile_steps if runtime.is_chief else None

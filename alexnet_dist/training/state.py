@@ -1,4 +1,5 @@
-"""The training state: model, optimizer, schedule, loss scale and checkpointer, built and restored.
+"""The training state (model, optimizer, schedule, loss scale, checkpointer), built and
+restored, and the train and eval steps that advance and measure it.
 
 Everything is created in the runtime's scope, with the model's towers on the
 devices the runtime gives each replica; then the newest checkpoint is
@@ -8,16 +9,20 @@ is offset so that replicas draw their own masks.
 
 import dataclasses
 import logging
+from collections.abc import Callable
 
 import keras
+import tensorflow as tf
 
 from alexnet_dist.config import Config
-from alexnet_dist.distribute import Runtime
+from alexnet_dist.data import sources
+from alexnet_dist.distribute import Runtime, devices
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.models.traffic import tower_traffic
 from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
 from alexnet_dist.training.loss_scale import LossScale
 from alexnet_dist.training.optimizer import LearningRate, build_optimizer, build_schedule
+from alexnet_dist.training.step import make_eval_step, make_train_step
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +34,8 @@ class TrainState:
     schedule: LearningRate
     loss_scale: LossScale | None  # mixed_float16 only
     checkpointer: Checkpointer
+    train_step: Callable  # batch -> global sums (training.step.make_train_step)
+    eval_step: Callable
 
 
 def build_state(
@@ -38,8 +45,10 @@ def build_state(
     num_classes: int,
     steps_per_epoch: int,
     total_steps: int,
+    stop_flag: tf.Variable | None = None,
 ) -> TrainState:
-    """The state of a run, restored from `run_dir`'s newest checkpoint and the same everywhere."""
+    """The state of a run, restored from `run_dir`'s newest checkpoint and the same everywhere,
+    and its steps; `stop_flag` is the preemption flag the train step shares between workers."""
     global_batch = cfg.data.global_batch_size
     towers = runtime.tower_devices
     with runtime.scope():
@@ -83,7 +92,18 @@ def build_state(
     )
     # ...but not the same dropout masks: each replica draws its own.
     runtime.offset_by_replica(checkpointer.rng_states)
-    return TrainState(model, optimizer, schedule, loss_scale, checkpointer)
+
+    jit_compile = cfg.trainer.jit_compile
+    if jit_compile is None:
+        jit_compile = devices.xla_by_default(towers)
+    train_step = make_train_step(
+        model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
+        jit_compile=jit_compile, stop_flag=stop_flag,
+        label_smoothing=cfg.optim.label_smoothing, loss_scale=loss_scale,
+        model_input=sources.model_input(cfg),
+    )  # fmt: skip
+    eval_step = make_eval_step(model, runtime, sources.model_input(cfg))
+    return TrainState(model, optimizer, schedule, loss_scale, checkpointer, train_step, eval_step)
 
 
 def _log_traffic(cfg: Config, model, towers: list[str], replica_batch: int) -> None:

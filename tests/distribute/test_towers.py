@@ -158,6 +158,14 @@ def test_a_host_gets_whole_pairs_of_devices():
         devices.rank_devices(gpus, 0, 8, 2)
 
 
+def test_xla_is_on_by_default_only_for_one_gpu_per_replica(monkeypatch):
+    assert devices.xla_by_default(None) is False  # this machine: CPUs, where XLA is slower
+    gpus = ("GPU", ["/gpu:0", "/gpu:1"])
+    monkeypatch.setattr(devices, "accelerators", lambda: gpus)
+    assert devices.xla_by_default(None) is True
+    assert devices.xla_by_default(["/gpu:0", "/gpu:1"]) is False  # XLA compiles one device
+
+
 def test_two_devices_per_replica_without_them_is_an_error():
     with pytest.raises(ConfigError, match="needs 2 CPU devices, but it has 1"):
         devices.replica_devices(["/cpu:0"], 0, 1, 2, "CPU")

@@ -110,7 +110,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--parallel-calls",
         type=int,
         default=0,
-        help="images decoded at once: 0 two per core (default, as training), -1 autotune",
+        help="images decoded at once: 0 one per core (default, as training), -1 autotune",
     )
     p.add_argument("--runs", type=int, default=1, help="repeat, and print the median and spread")
     p.add_argument(

@@ -74,7 +74,7 @@ class DataConfig:
     mean: list[float] = field(default_factory=lambda: list(stats.IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(stats.PIXEL_STD))
     deterministic: bool = True  # fixed element order (needed for exact resume)
-    # Images decoded at once per worker: 0 is two per CPU core the process may use;
+    # Images decoded at once per worker: 0 is one per CPU core the process may use;
     # -1 lets tf.data's autotuner choose (its choices made images/s swing by a third).
     parallel_calls: int = 0
     lighting_std: float = 0.0  # the paper's PCA colour noise in training (0.1); 0 is off
@@ -209,7 +209,7 @@ def validate(cfg: Config) -> Config:
     """Checks what types cannot; raises ConfigError naming the offending key."""
     if cfg.data.parallel_calls < -1:
         raise ConfigError(
-            f"data.parallel_calls must be -1 (autotune), 0 (two per core) or a count, "
+            f"data.parallel_calls must be -1 (autotune), 0 (one per core) or a count, "
             f"got {cfg.data.parallel_calls!r}"
         )
     _positive(

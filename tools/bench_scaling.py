@@ -33,6 +33,7 @@ def overrides(args, workers: int, run_dir: str) -> list[str]:
         f"trainer.log_every_steps={args.steps // 3}",
         f"trainer.checkpoint_every_steps={10 * args.steps}",
         f"hydra.run.dir={run_dir}",
+        *args.overrides,
     ]
 
 
@@ -88,6 +89,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=64, help="per-worker batch")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--backends", nargs="+", default=["mirrored", "multiworker", "horovod"])
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides for every run")
     args = parser.parse_args(argv)
     print(f"per-worker batch {args.batch}, {args.steps} steps, one core per worker")
     print(f"{'backend':<12} {'1 worker':>10} {'2 workers':>10} {'speed-up':>9} {'efficiency':>10}")

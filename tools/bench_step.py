@@ -6,8 +6,8 @@
 
 Runs the real runtime, model, optimizer and train step (alexnet_dist.training.step)
 on random tensors already in memory, so the figure is the step alone, without
-the input pipeline. The batch is what the pipeline ships (uint8 pixels and each
-image's lighting shift), so the step includes the float work done on the device.
+the input pipeline. The batch is what the pipeline ships (uint8 pixels, each
+image's mirror decision and lighting shift), so the step includes the float work done on the device.
 `--batch` is per replica; the figure is images/s over all replicas (rank 0
 prints it). The first two steps (tracing, XLA compilation) are not timed.
 Without GPUs, `--devices-per-replica 2` gives each process two logical CPUs
@@ -55,6 +55,7 @@ def images_per_second(args, runtime, policy: str, jit_compile: bool) -> float:
         pixels = tf.random.uniform((args.batch, size, size, 3), 0, 256, tf.int32)
         inputs = {
             "pixels": tf.cast(pixels, tf.uint8),
+            "mirror": tf.random.uniform((args.batch,)) < 0.5,
             "lighting": tf.random.normal((args.batch, 3), stddev=5.0),
         }
         batch = (inputs, tf.random.uniform((args.batch,), 0, 1000, tf.int32))

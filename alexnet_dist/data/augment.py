@@ -34,25 +34,43 @@ def crop_window(height, width, crop_size: int, seed: tf.Tensor) -> tuple[tf.Tens
     return top, left
 
 
-def random_crop_and_flip(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tf.Tensor:
-    """The paper's training augmentation: a random crop_size square and a random mirror.
+def mirror_decision(seed: tf.Tensor) -> tf.Tensor:
+    """Whether to mirror the image drawn with `seed`: the same draw (uniform < 0.5) as
+    `tf.image.stateless_random_flip_left_right(image, seed)` makes."""
+    return tf.random.stateless_uniform([], seed) < 0.5
+
+
+def mirror(pixels: tf.Tensor, decisions: tf.Tensor) -> tf.Tensor:
+    """Mirrors the images of a batch ([batch, height, width, 3]) whose decision is true.
+
+    The pipeline draws each image's decision and ships it with the pixels; the
+    flip itself is done on the whole batch, in the step (`model_input`).
+    """
+    return tf.where(decisions[:, None, None, None], tf.reverse(pixels, axis=[2]), pixels)
+
+
+def random_crop(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """The paper's training augmentation: a random crop_size square, and whether to mirror it.
 
     Args:
         image: (height, width, 3) image with both sides >= crop_size.
         crop_size: side of the square crop.
-        seed: int shape-[2] tensor; the crop and the flip are functions of it.
+        seed: int shape-[2] tensor; the crop and the mirror decision are functions of it.
+
+    Returns:
+        (the crop, not mirrored; the mirror decision), see `mirror`.
     """
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     shape = tf.shape(image)
     top, left = crop_window(shape[0], shape[1], crop_size, crop_seed)
     image = tf.image.crop_to_bounding_box(image, top, left, crop_size, crop_size)
-    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    return image, mirror_decision(flip_seed)
 
 
-def decode_random_crop_and_flip(
+def decode_random_crop(
     encoded: tf.Tensor, resize_size: int, crop_size: int, seed: tf.Tensor
-) -> tf.Tensor:
-    """random_crop_and_flip of the image resized to `resize_size`, from JPEG bytes.
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """random_crop of the image resized to `resize_size`, from JPEG bytes.
 
     When the JPEG's shorter side is already `resize_size` (records converted with
     --resize), only the crop window is decoded (`tf.io.decode_and_crop_jpeg`),
@@ -75,30 +93,29 @@ def decode_random_crop_and_flip(
         return tf.image.crop_to_bounding_box(image, top, left, crop_size, crop_size)
 
     image = tf.cond(tf.equal(tf.reduce_min(shape[:2]), resize_size), fused, full)
-    image = tf.ensure_shape(image, [crop_size, crop_size, 3])
-    return tf.image.stateless_random_flip_left_right(image, seed=flip_seed)
+    return tf.ensure_shape(image, [crop_size, crop_size, 3]), mirror_decision(flip_seed)
 
 
-def decode_inception_crop_and_flip(encoded: tf.Tensor, crop_size: int, seed: tf.Tensor):
+def decode_inception_crop(encoded: tf.Tensor, crop_size: int, seed: tf.Tensor):
     """The Inception-style augmentation (Szegedy et al. 2015), from JPEG bytes.
 
     A random window of 8-100 % of the image area and aspect ratio 3/4-4/3,
-    decoded alone, resized to crop_size x crop_size, randomly mirrored.
+    decoded alone and resized to crop_size x crop_size; and whether to mirror it.
     """
     box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     shape = tf.io.extract_jpeg_shape(encoded)
     begin, size, _ = _inception_window(shape, box_seed)
     window = tf.stack([begin[0], begin[1], size[0], size[1]])
     image = tf.io.decode_and_crop_jpeg(encoded, window, channels=3)
-    return tf.image.stateless_random_flip_left_right(_resize_square(image, crop_size), flip_seed)
+    return _resize_square(image, crop_size), mirror_decision(flip_seed)
 
 
-def inception_crop_and_flip(image: tf.Tensor, crop_size: int, seed: tf.Tensor) -> tf.Tensor:
-    """decode_inception_crop_and_flip for an already decoded uint8 image."""
+def inception_crop(image: tf.Tensor, crop_size: int, seed: tf.Tensor):
+    """decode_inception_crop for an already decoded uint8 image."""
     box_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     begin, size, _ = _inception_window(tf.shape(image), box_seed)
     image = tf.slice(image, begin, size)
-    return tf.image.stateless_random_flip_left_right(_resize_square(image, crop_size), flip_seed)
+    return _resize_square(image, crop_size), mirror_decision(flip_seed)
 
 
 def _inception_window(shape, seed):
@@ -167,11 +184,15 @@ def model_input(inputs: dict[str, tf.Tensor], mean=IMAGENET_MEAN, std=PIXEL_STD)
     """The network's float32 input from a batch of the input pipeline's uint8 pixels.
 
     The pipeline ships `pixels` (uint8, [batch, (crops,) height, width, 3]) and, in
-    training with PCA lighting, each image's `lighting` shift ([batch, 3]); this
-    adds the shift and normalises. It runs inside the train and eval steps, on
-    the accelerator: the host only decodes, and sends a quarter of the bytes.
+    training, each image's `mirror` decision ([batch] bool) and, with PCA lighting,
+    its `lighting` shift ([batch, 3]); this mirrors, adds the shift and normalises.
+    It runs inside the train and eval steps, on the accelerator: the host only
+    decodes, and sends a quarter of the bytes.
     """
-    image = tf.cast(inputs["pixels"], tf.float32)
+    pixels = inputs["pixels"]
+    if "mirror" in inputs:
+        pixels = mirror(pixels, inputs["mirror"])
+    image = tf.cast(pixels, tf.float32)
     if "lighting" in inputs:
         image = image + inputs["lighting"][:, None, None, :]
     return normalize(image, mean, std)

@@ -4,12 +4,12 @@ Order of operations (as in TF Model Garden's input reader): list the shards,
 shard them by worker, interleave, shuffle, decode + augment in parallel, batch
 (dropping the remainder in training so every step has the same shape), prefetch.
 
-The host does only what must be done per image: decode the crop window and
-mirror it, in uint8. Batches go out as uint8 pixels (and each image's PCA
-lighting shift): the float work (the shift, the mean and std) is done on whole
-batches inside the step, on the accelerator (`augment.model_input`). That is a
-quarter of the bytes to the device, and three quarters of the host's time it
-took to do that work per image in float32 (measured in #11).
+The host does only what must be done per image: decode the crop window (and
+draw the image's mirror decision and lighting shift from its seed). Batches go
+out as uint8 pixels with those: the mirror, the shift and the mean and std are
+done on whole batches inside the step, on the accelerator
+(`augment.model_input`). That is a quarter of the bytes to the device; on the
+host, the float work per image had taken two thirds of the pipeline's time.
 
 A training epoch's input is a function of (seed, epoch): the shard order and the
 shuffle are seeded, and each image's crop and flip are drawn from a seed made of
@@ -40,7 +40,7 @@ class InputSpec:
     seed: int = 0
     shuffle_buffer: int = 10_000
     deterministic: bool = True
-    parallel_calls: int = 0  # images decoded at once: 0 two per core, -1 tf.data's autotuner
+    parallel_calls: int = 0  # images decoded at once: 0 one per core, -1 tf.data's autotuner
     lighting_std: float = 0.0  # training: the paper's PCA colour noise (0.1); 0 is off
     train_crop: str = "paper"  # "paper": crop of the resized image; "inception": random-resized
     eval_crops: int = 1  # evaluation: 1 (centre) or 10 (the paper's corners, centre, flips)
@@ -125,8 +125,9 @@ def make_dataset(
     Returns:
         A dataset of (inputs, labels int32 [batch]) where inputs is {"pixels": uint8
         [batch, crop, crop, 3]} ([batch, 10, crop, crop, 3] in evaluation with
-        `eval_crops=10`), plus "lighting": float32 [batch, 3] in training with PCA
-        lighting; `augment.model_input` turns inputs into the network's input.
+        `eval_crops=10`); in training also "mirror": bool [batch], and "lighting":
+        float32 [batch, 3] with PCA lighting. `augment.model_input` turns inputs
+        into the network's input.
     """
     if spec.crop_size > spec.resize_size:
         raise ValueError(
@@ -149,12 +150,12 @@ def make_dataset(
                 index = tf.strings.to_hash_bucket_fast(features["image/filename"], 2**62)
             crop_seed, lighting_seed = image_seeds(epoch_seed, index, workers, worker)
             if spec.train_crop == "inception":
-                image = augment.decode_inception_crop_and_flip(encoded, spec.crop_size, crop_seed)
+                crop = augment.decode_inception_crop(encoded, spec.crop_size, crop_seed)
             else:
-                image = augment.decode_random_crop_and_flip(
+                crop = augment.decode_random_crop(
                     encoded, spec.resize_size, spec.crop_size, crop_seed
                 )
-            return finish_train_image(image, lighting_seed, spec), _label(features)
+            return train_element(crop, lighting_seed, spec), _label(features)
     else:
 
         def preprocess(serialized):
@@ -206,16 +207,18 @@ def records(
 
 
 def parallel_calls(spec: InputSpec) -> int:
-    """How many images to decode at once: two per core this process may use, by default.
+    """How many images to decode at once: one per core this process may use, by default.
 
     Measured on 2 cores (#11, alexnet-bench-input --runs 5): with tf.data's
     autotuner, images/s moved by 11-14 % between back-to-back runs, as it settled
-    on a different parallelism each time; two per core was 13 % faster and moved
-    by 4 %. One per core left the cores idle while a batch was assembled.
+    on a different parallelism each time; one per core moved by 5-10 %, and was
+    as fast. Two per core was up to 5 % faster for the input alone, but where
+    the input shares its cores with the step (CPU training), 2 Horovod ranks of
+    one core each trained at half the speed (tools/bench_scaling.py).
     """
     if spec.parallel_calls == -1:
         return tf.data.AUTOTUNE
-    return spec.parallel_calls or 2 * len(os.sched_getaffinity(0))
+    return spec.parallel_calls or len(os.sched_getaffinity(0))
 
 
 def _epoch_seed(spec: InputSpec, epoch: int) -> int:
@@ -269,22 +272,24 @@ def image_seeds(epoch_seed: int, index: tf.Tensor, workers: int, worker: int):
     return tf.unstack(tf.random.experimental.stateless_split(seed, 2))
 
 
-def train_decoded_image(image: tf.Tensor, crop_seed, lighting_seed, spec: InputSpec) -> tf.Tensor:
+def train_decoded_image(image: tf.Tensor, crop_seed, lighting_seed, spec: InputSpec):
     """The training augmentation of an already decoded uint8 image (TFDS sources)."""
     if spec.train_crop == "inception":
-        image = augment.inception_crop_and_flip(image, spec.crop_size, crop_seed)
+        crop = augment.inception_crop(image, spec.crop_size, crop_seed)
     else:
         image = augment.resize_shorter_side(image, spec.resize_size)
-        image = augment.random_crop_and_flip(image, spec.crop_size, crop_seed)
-    return finish_train_image(image, lighting_seed, spec)
+        crop = augment.random_crop(image, spec.crop_size, crop_seed)
+    return train_element(crop, lighting_seed, spec)
 
 
-def finish_train_image(image: tf.Tensor, lighting_seed, spec: InputSpec) -> dict[str, tf.Tensor]:
-    """The pipeline's element for a cropped, mirrored uint8 image: its pixels and its
+def train_element(crop: tuple, lighting_seed, spec: InputSpec) -> dict[str, tf.Tensor]:
+    """The pipeline's element for a training image: its (crop, mirror decision), and its
     lighting shift (drawn here, per image, so that it is a function of the seed)."""
-    if not spec.lighting_std:
-        return {"pixels": image}
-    return {"pixels": image, "lighting": augment.lighting_shift(spec.lighting_std, lighting_seed)}
+    pixels, mirror = crop
+    element = {"pixels": pixels, "mirror": mirror}
+    if spec.lighting_std:
+        element["lighting"] = augment.lighting_shift(spec.lighting_std, lighting_seed)
+    return element
 
 
 def eval_image(image: tf.Tensor, spec: InputSpec) -> dict[str, tf.Tensor]:

@@ -136,9 +136,12 @@ def tile(images: np.ndarray, columns: int, pad: int = 1) -> np.ndarray:
 
 
 def input_grid(inputs: dict, count: int = 16) -> np.ndarray:
-    """The first `count` images of a training batch as the network sees them (with their
-    lighting shift, before normalisation), in [0, 1]."""
+    """The first `count` images of a training batch as the network sees them (mirrored,
+    with their lighting shift, before normalisation), in [0, 1]."""
     images = np.asarray(inputs["pixels"][:count], np.float32)
+    if "mirror" in inputs:
+        flip = np.asarray(inputs["mirror"][:count])
+        images[flip] = images[flip, :, ::-1]
     if "lighting" in inputs:
         images += np.asarray(inputs["lighting"][:count])[:, None, None, :]
     return tile(np.clip(images / 255.0, 0.0, 1.0), columns=math.ceil(math.sqrt(len(images))))

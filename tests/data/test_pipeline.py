@@ -22,16 +22,20 @@ def test_train_batches_are_uint8_pixels_and_the_network_input_is_made_in_the_ste
     batches = list(make_dataset(spec(records)))
     assert len(batches) == 120 // 8  # 10 classes x 12, drop_remainder
     inputs, labels = batches[0]
-    assert set(inputs) == {"pixels"}  # no lighting asked for
+    assert set(inputs) == {"pixels", "mirror"}  # no lighting asked for
     assert inputs["pixels"].shape == (8, 67, 67, 3) and inputs["pixels"].dtype == tf.uint8
     assert labels.shape == (8,) and labels.dtype == tf.int32
     all_pixels = np.concatenate([b[0]["pixels"] for b in batches])
     assert all_pixels.std() > 20  # real pictures, not blanks
     assert sorted(set(np.concatenate([b[1] for b in batches]).tolist())) == list(range(10))
-    # The step's half: (pixel - mean) / std in float32, per channel.
+    mirrored = inputs["mirror"].numpy()
+    assert 0 < mirrored.sum() < 8 and mirrored.dtype == bool
+    # The step's half: the mirror, then (pixel - mean) / std in float32, per channel.
     images = augment.model_input(inputs, stats.IMAGENET_MEAN, stats.PIXEL_STD).numpy()
     assert images.dtype == np.float32
-    want = (inputs["pixels"].numpy() - np.array(stats.IMAGENET_MEAN)) / np.array(stats.PIXEL_STD)
+    pixels = inputs["pixels"].numpy()
+    pixels[mirrored] = pixels[mirrored, :, ::-1]
+    want = (pixels - np.array(stats.IMAGENET_MEAN)) / np.array(stats.PIXEL_STD)
     np.testing.assert_allclose(images, want, rtol=1e-6, atol=1e-5)
 
 
@@ -68,14 +72,24 @@ def test_epoch_is_a_function_of_seed_and_epoch(shapes_records):
         np.testing.assert_array_equal(ya, yr)
 
 
+def crop_and_flip(crop_fn, *args):
+    """An augmentation's crop, mirrored as the step mirrors it."""
+    image, decision = crop_fn(*args)
+    return augment.mirror(image[None], decision[None])[0]
+
+
 def test_augmentation_crops_and_flips():
     image = tf.reshape(tf.range(10 * 12 * 3, dtype=tf.int32), (10, 12, 3))
-    crops = {
-        augment.random_crop_and_flip(image, 8, tf.constant([0, i], tf.int64)).numpy().tobytes()
-        for i in range(40)
-    }
+    seeds = [tf.constant([0, i], tf.int64) for i in range(40)]
+    crops = {crop_and_flip(augment.random_crop, image, 8, s).numpy().tobytes() for s in seeds}
     assert len(crops) > 10  # different positions and mirrors
-    crop = augment.random_crop_and_flip(image, 8, tf.constant([1, 2], tf.int64)).numpy()
+    # The mirror decision is the draw tf.image.stateless_random_flip_left_right makes.
+    for seed in seeds:
+        decision = augment.mirror_decision(seed)
+        flipped = tf.image.stateless_random_flip_left_right(image, seed)
+        assert bool(decision) == (not np.array_equal(flipped, image))
+    assert 10 < sum(bool(augment.mirror_decision(s)) for s in seeds) < 30
+    crop = crop_and_flip(augment.random_crop, image, 8, tf.constant([1, 2], tf.int64)).numpy()
     rows = image.numpy()
     windows = [rows[top : top + 8, left : left + 8] for top in range(3) for left in range(5)]
     found = any(np.array_equal(crop, w) or np.array_equal(crop, w[:, ::-1]) for w in windows)
@@ -209,8 +223,8 @@ def test_fused_decode_and_crop_equals_decoding_then_cropping(size):
     decoded = tf.io.decode_jpeg(encoded, channels=3)
     for i in range(10):
         seed = tf.constant([5, i], tf.int64)
-        fused = augment.decode_random_crop_and_flip(encoded, 72, 67, seed)
-        plain = augment.random_crop_and_flip(decoded, 67, seed)
+        fused = crop_and_flip(augment.decode_random_crop, encoded, 72, 67, seed)
+        plain = crop_and_flip(augment.random_crop, decoded, 67, seed)
         assert fused.shape == (67, 67, 3)
         # The same window: libjpeg decodes it alone, and its chroma upsampling differs
         # only along the window's edge at odd offsets.
@@ -221,20 +235,20 @@ def test_fused_decode_and_crop_equals_decoding_then_cropping(size):
 def test_larger_images_are_resized_before_the_crop():
     encoded = _jpeg(144, 180)
     seed = tf.constant([1, 1], tf.int64)
-    got = augment.decode_random_crop_and_flip(encoded, 72, 67, seed)
+    got = crop_and_flip(augment.decode_random_crop, encoded, 72, 67, seed)
     resized = augment.resize_shorter_side(tf.io.decode_jpeg(encoded, channels=3), 72)
-    np.testing.assert_array_equal(got, augment.random_crop_and_flip(resized, 67, seed))
+    np.testing.assert_array_equal(got, crop_and_flip(augment.random_crop, resized, 67, seed))
 
 
 def test_inception_crop_is_a_seeded_resized_window():
     encoded = _jpeg(80, 120)
     crops = [
-        augment.decode_inception_crop_and_flip(encoded, 32, tf.constant([0, i], tf.int64))
+        crop_and_flip(augment.decode_inception_crop, encoded, 32, tf.constant([0, i], tf.int64))
         for i in range(12)
     ]
     assert all(c.shape == (32, 32, 3) and c.dtype == tf.uint8 for c in crops)
     assert len({c.numpy().tobytes() for c in crops}) == 12
-    again = augment.decode_inception_crop_and_flip(encoded, 32, tf.constant([0, 3], tf.int64))
+    again = crop_and_flip(augment.decode_inception_crop, encoded, 32, tf.constant([0, 3], tf.int64))
     np.testing.assert_array_equal(again, crops[3])
 
 

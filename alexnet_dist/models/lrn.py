@@ -4,9 +4,8 @@ import keras
 import numpy as np
 from keras import ops
 
-_TENSORFLOW = keras.backend.backend() == "tensorflow"
-if _TENSORFLOW:
-    import tensorflow as tf
+# keras.ops.custom_gradient works on TensorFlow and JAX; PyTorch uses its autodiff.
+_CUSTOM_GRADIENT = keras.backend.backend() in ("tensorflow", "jax")
 
 
 @keras.saving.register_keras_serializable(package="alexnet_dist")
@@ -25,10 +24,9 @@ class LocalResponseNormalization(keras.layers.Layer):
     Speed (#11): the layer is memory-bound, each elementwise pass over conv1's
     output costs about as much as the band matmul. (k + alpha*s)^-beta is
     computed as r * sqrt(r) with r = rsqrt(.) when beta = 0.75 (pow is 9x
-    slower than rsqrt on CPU), and on TensorFlow the gradient is written by
-    hand: autodiff differentiated every op of the forward pass and took twice
-    as many passes. Other backends use the same formula through keras.ops and
-    their own autodiff.
+    slower than rsqrt on CPU), and the gradient is written by hand
+    (keras.ops.custom_gradient): autodiff differentiated every op of the forward
+    pass and took twice as many passes.
 
     Args:
         depth_radius: half-width of the channel window (n = 2 * depth_radius + 1).
@@ -65,30 +63,28 @@ class LocalResponseNormalization(keras.layers.Layer):
         return ops.power(t, -self.beta)
 
     def call(self, inputs):
-        if _TENSORFLOW:
-            return self._tf_lrn(inputs)
-        x = ops.cast(inputs, "float32")
-        t = self.bias + ops.matmul(ops.square(x), ops.convert_to_tensor(self._band))
-        return ops.cast(x * self._scale(t), inputs.dtype)
+        if not _CUSTOM_GRADIENT:
+            x = ops.cast(inputs, "float32")
+            t = self.bias + ops.matmul(ops.square(x), ops.convert_to_tensor(self._band))
+            return ops.cast(x * self._scale(t), inputs.dtype)
+        band = ops.convert_to_tensor(self._band)
+        grad_band = ops.convert_to_tensor(self._grad_band)
 
-    def _tf_lrn(self, inputs):
-        band, grad_band = tf.constant(self._band), tf.constant(self._grad_band)
-
-        @tf.custom_gradient
+        @ops.custom_gradient
         def lrn(inputs):
-            x = tf.cast(inputs, tf.float32)
-            t = self.bias + tf.matmul(tf.square(x), band)
+            x = ops.cast(inputs, "float32")
+            t = self.bias + ops.matmul(ops.square(x), band)
             scale = self._scale(t)
             y = x * scale
 
-            def grad(dy):
+            def grad(*args, upstream=None):
                 # d b_i / d a_j = scale_i [i = j] - 2 alpha beta a_i a_j scale_i / t_i over
                 # the window, which is symmetric: the same band sums it back.
-                dy = tf.cast(dy, tf.float32)
-                window = tf.matmul(dy * (y / t), grad_band)
-                return tf.cast(dy * scale - x * window, inputs.dtype)
+                dy = ops.cast(args[0] if upstream is None else upstream, "float32")
+                window = ops.matmul(dy * (y / t), grad_band)
+                return ops.cast(dy * scale - x * window, inputs.dtype)
 
-            return tf.cast(y, inputs.dtype), grad
+            return ops.cast(y, inputs.dtype), grad
 
         return lrn(inputs)
 

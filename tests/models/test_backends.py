@@ -37,3 +37,36 @@ def test_jax_backend_builds_and_runs_the_same_model(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert int(result.stdout.split()[-1]) == model.count_params()
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-4, atol=1e-4)
+
+
+LRN_GRAD_JAX = """
+import sys
+import jax, numpy as np
+from alexnet_dist.models import LocalResponseNormalization
+a, w = np.load(sys.argv[1]), np.load(sys.argv[2])
+np.save(sys.argv[3], jax.grad(lambda x: (LocalResponseNormalization()(x) * w).sum())(a))
+"""
+
+
+def test_lrn_gradient_is_the_same_under_jax(tmp_path):
+    import tensorflow as tf
+
+    from alexnet_dist.models import LocalResponseNormalization
+
+    rng = np.random.default_rng(2)
+    a = np.maximum(rng.normal(0, 60, size=(2, 5, 5, 12)), 0).astype(np.float32)
+    w = rng.normal(size=a.shape).astype(np.float32)
+    x = tf.constant(a)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        loss = tf.reduce_sum(LocalResponseNormalization()(x) * w)
+    want = tape.gradient(loss, x).numpy()
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "w.npy", w)
+    result = run_cli(
+        ["-c", LRN_GRAD_JAX, *(str(tmp_path / f) for f in ("a.npy", "w.npy", "g.npy"))],
+        env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "g.npy"), want, rtol=1e-5, atol=1e-5)

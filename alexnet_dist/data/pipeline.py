@@ -212,9 +212,9 @@ def parallel_calls(spec: InputSpec) -> int:
     Measured on 2 cores (#11, alexnet-bench-input --runs 5): with tf.data's
     autotuner, images/s moved by 11-14 % between back-to-back runs, as it settled
     on a different parallelism each time; one per core moved by 5-10 %, and was
-    as fast. Two per core was up to 5 % faster for the input alone, but where
-    the input shares its cores with the step (CPU training), 2 Horovod ranks of
-    one core each trained at half the speed (tools/bench_scaling.py).
+    as fast. Two per core was up to 5 % faster for the input alone, within this
+    machine's noise; one per core leaves more to the step where the two share
+    the cores (CPU training).
     """
     if spec.parallel_calls == -1:
         return tf.data.AUTOTUNE

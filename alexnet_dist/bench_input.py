@@ -66,7 +66,7 @@ def measure(dataset_fn, warmup: int, steps: int) -> tuple[float, float]:
         iterator = iter(dataset_fn(epoch))
         first = next(iterator, None)
         if first is None:
-            raise schema.DataError("the split holds less than one batch")
+            raise schema.DataError("the split holds less than one batch; lower --batch-size")
         starts.append(time.perf_counter() - clock)
         seen += 1
         clock = time.perf_counter()
@@ -81,6 +81,8 @@ def measure(dataset_fn, warmup: int, steps: int) -> tuple[float, float]:
         if seen > warmup:
             seconds += time.perf_counter() - clock
         epoch += 1
+    if not images:
+        raise schema.DataError("an epoch holds fewer than two batches; lower --batch-size")
     return images / seconds, statistics.median(starts)
 
 
@@ -153,7 +155,11 @@ def main(argv=None) -> int:
     )
     rates, starts = [], []
     for run in range(args.runs):
-        rate, start = measure(dataset_fn, args.warmup, args.steps)
+        try:
+            rate, start = measure(dataset_fn, args.warmup, args.steps)
+        except schema.DataError as e:
+            print(f"alexnet-bench-input: error: {args.data_dir}: {e}", file=sys.stderr)
+            return 1
         rates.append(rate)
         starts.append(start)
         if args.runs > 1:

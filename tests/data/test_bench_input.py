@@ -54,3 +54,5 @@ def test_says_when_the_pipeline_cannot_keep_up(shapes_records, tmp_path):
     assert "input-bound:" in result.stdout and "cores would keep up" in result.stdout
     missing = run_cli(["-m", "alexnet_dist.bench_input", str(tmp_path)], timeout=120)
     assert missing.returncode == 1 and str(tmp_path) in missing.stderr
+    too_big = run_cli(["-m", "alexnet_dist.bench_input", str(records), "--batch-size", "500"])
+    assert too_big.returncode == 1 and "lower --batch-size" in too_big.stderr

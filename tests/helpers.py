@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,3 +80,14 @@ def wait_for_port(port: int, timeout: float = 90) -> None:
                 return
         time.sleep(0.2)
     raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+def assert_all_reduce_logged(out: str, replicas: int):
+    """The start-up line that times the gradient all-reduce: the model's bytes, a time."""
+    parameters = int(re.search(r"AlexNet \w+: ([\d,]+) parameters", out).group(1).replace(",", ""))
+    timed = re.search(
+        rf"gradient all-reduce over {replicas} replicas: ([\d.]+) MB in ([\d.]+) ms", out
+    )
+    assert timed, out[-3000:]
+    assert float(timed.group(1)) == round(4 * parameters / 1e6, 1)  # float32 gradients
+    assert float(timed.group(2)) > 0

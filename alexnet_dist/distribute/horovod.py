@@ -3,7 +3,7 @@
 Horovod 0.28.1 works with Keras 3 variables through `hvd.grouped_allreduce` and
 `hvd.broadcast_variables` on their underlying tf.Variables; its
 `DistributedGradientTape` does not (AttributeError on `.ref`, horovod#4290), so
-the step reduces gradients through `reduce_gradients` instead.
+the step sums gradients itself (`sum_gradients`) before the optimizer applies them.
 """
 
 import contextlib
@@ -85,7 +85,9 @@ class HorovodRuntime(Runtime):
     def run_and_sum(self, fn, args):
         return self.all_reduce_sum(fn(*args))
 
-    def reduce_gradients(self, grads, variables):
+    optimizer_sums_gradients = False
+
+    def sum_gradients(self, grads, variables):
         # One all-reduce per device: with the towers on two devices, tower a's
         # gradients are summed among the tower-a devices of all ranks, tower b's
         # among the tower-b devices, each where it was computed (NCCL on GPUs).

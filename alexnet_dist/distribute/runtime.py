@@ -65,14 +65,20 @@ class Runtime(abc.ABC):
     def all_reduce_sum(self, value: tf.Tensor) -> tf.Tensor:
         """Inside a replica's step: the sum of `value` over all replicas, on every replica."""
 
-    def reduce_gradients(self, grads: list, variables: list) -> list:
-        """Sums the gradients of `variables` over replicas before the optimizer applies them.
+    # tf.distribute strategies sum gradients over replicas inside
+    # `optimizer.apply_gradients`; Horovod does not, so its step sums them first.
+    optimizer_sums_gradients = True
 
-        Each variable's gradient is reduced on that variable's device. tf.distribute
-        strategies do this inside `optimizer.apply_gradients`, so by default there
-        is nothing to do; Horovod overrides it.
+    def sum_gradients(self, grads: list, variables: list) -> list:
+        """Inside a replica's step: each gradient summed over replicas (the all-reduce of a step).
+
+        By default, what a strategy's `apply_gradients` does: one `all_reduce_sum`.
         """
-        return grads
+        return self.all_reduce_sum(grads)
+
+    def reduce_gradients(self, grads: list, variables: list) -> list:
+        """The gradients the step hands to the optimizer: summed here unless the optimizer sums."""
+        return grads if self.optimizer_sums_gradients else self.sum_gradients(grads, variables)
 
     def broadcast_variables(self, variables: list) -> None:
         """Makes every process hold rank 0's values (a strategy keeps them in sync itself)."""

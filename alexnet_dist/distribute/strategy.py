@@ -14,7 +14,7 @@ class StrategyRuntime(Runtime):
     """A Runtime that delegates to a tf.distribute strategy.
 
     The strategy's optimizer integration sums gradients over replicas inside
-    `apply_gradients`, so `reduce_gradients` has nothing to do here.
+    `apply_gradients` (`optimizer_sums_gradients`), so the step leaves them to it.
     """
 
     def __init__(

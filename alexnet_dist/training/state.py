@@ -17,6 +17,7 @@ import tensorflow as tf
 from alexnet_dist.config import Config
 from alexnet_dist.data import sources
 from alexnet_dist.distribute import Runtime, devices
+from alexnet_dist.distribute.allreduce_timing import time_all_reduce
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.models.traffic import tower_traffic
 from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
@@ -92,6 +93,8 @@ def build_state(
     )
     # ...but not the same dropout masks: each replica draws its own.
     runtime.offset_by_replica(checkpointer.rng_states)
+    if runtime.num_replicas > 1:  # what each step spends summing gradients, next to its time
+        log.info(time_all_reduce(runtime, model.trainable_variables).describe())
 
     jit_compile = cfg.trainer.jit_compile
     if jit_compile is None:

@@ -11,7 +11,13 @@ import pytest
 
 from alexnet_dist.config import ConfigError
 from alexnet_dist.distribute import cluster
-from tests.helpers import REPO, assert_skipped_then_lowered, run_cli, signal_when
+from tests.helpers import (
+    REPO,
+    assert_all_reduce_logged,
+    assert_skipped_then_lowered,
+    run_cli,
+    signal_when,
+)
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
@@ -49,6 +55,7 @@ def test_two_workers_train_write_one_set_of_outputs_and_resume(tmp_path, cache):
     assert code == 0, err[-4000:]
     assert "2 replicas" in out and "finished at step 4" in out
     assert out.count("finished at step") == 1  # one console: the chief's
+    assert_all_reduce_logged(out, replicas=2)
 
     ckpts = sorted(os.path.basename(p) for p in glob.glob(f"{run_dir}/**/*.index", recursive=True))
     assert ckpts == ["best-4.index", "ckpt-4.index"]
@@ -168,6 +175,7 @@ def test_mirrored_on_logical_cpus_through_the_entry_point(tmp_path, cache):
     assert result.returncode == 0, result.stderr[-4000:]
     assert "(8 per replica x 2 replicas)" in result.stdout
     assert "finished at step 3" in result.stdout
+    assert_all_reduce_logged(result.stdout, replicas=2)
 
 
 def test_fewer_shards_than_workers_is_named_before_training(tmp_path, cache):

@@ -8,6 +8,8 @@
 #   make test PYTEST_ARGS="-k lrn -x"
 #   make install TF=cuda               # TensorFlow's CUDA build, on GPU machines
 #   make horovod                       # Horovod with TensorFlow + Gloo (built once, wheel cached)
+#   make check                         # alexnet-doctor: this machine's devices, before a long job
+#   make check ARGS="--records /data/records"
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -21,7 +23,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(TF)
 HOROVOD_STAMP := $(VENV)/.horovod-$(HOROVOD_VERSION)
 
-.PHONY: install horovod train test lint format clean
+.PHONY: install horovod train test check lint format clean
 
 install: $(STAMP)
 
@@ -45,6 +47,9 @@ train: install
 
 test: install horovod
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+check: install horovod
+	$(BIN)/alexnet-doctor $(ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -17,7 +17,7 @@ The figure is the steady state within epochs: each epoch's dataset is new (its
 order and augmentation are seeded by the epoch), and its first batch waits for
 the shuffle buffer to fill. That wait is timed apart ("epoch start"); on a small
 set of records it would otherwise decide the figure. Compare the images/s with
-the train step's (the training log, or tools/bench_step.py): a pipeline slower
+the train step's (the training log, or alexnet-bench-step): a pipeline slower
 than the step leaves the accelerator waiting (TensorBoard's `data_wait` shows it).
 """
 

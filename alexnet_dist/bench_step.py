@@ -1,8 +1,9 @@
-"""Train-step throughput on synthetic data: images/s per precision and XLA setting.
+"""`alexnet-bench-step`: train-step throughput on synthetic data, per precision and XLA setting.
 
-    .venv/bin/python tools/bench_step.py [--variant paper] [--batch 64] [--steps 10]
-    .venv/bin/python tools/bench_step.py --devices-per-replica 2 --xla off   # towers on 2 devices
-    horovodrun -np 2 .venv/bin/python tools/bench_step.py --backend horovod ...
+    alexnet-bench-step [--variant paper] [--batch 64] [--steps 10]
+    alexnet-bench-step --devices-per-replica 2 --xla off     # towers on 2 devices
+    horovodrun -np 2 alexnet-bench-step --backend horovod ...
+    TF_CONFIG=... alexnet-bench-step --backend multiworker   # one per worker
 
 Runs the real runtime, model, optimizer and train step (alexnet_dist.training.step)
 on random tensors already in memory, so the figure is the step alone, without
@@ -10,6 +11,7 @@ the input pipeline. The batch is what the pipeline ships (uint8 pixels, each
 image's mirror decision and lighting shift), so the step includes the float work done on the device.
 `--batch` is per replica; the figure is images/s over all replicas (rank 0
 prints it). The first two steps (tracing, XLA compilation) are not timed.
+With --json, each figure is a JSON line that also holds the last step's loss.
 Without GPUs, `--devices-per-replica 2` gives each process two logical CPUs
 that stand in for them. tools/bench_towers.py runs every layout.
 """
@@ -36,17 +38,20 @@ from alexnet_dist.training.optimizer import build_optimizer  # noqa: E402
 from alexnet_dist.training.step import make_train_step  # noqa: E402
 
 
-def images_per_second(args, runtime, policy: str, jit_compile: bool) -> float:
+def images_per_second(args, runtime, policy: str, jit_compile: bool) -> tuple[float, float]:
+    """(images/s over all replicas, the last step's mean loss)."""
     keras.mixed_precision.set_dtype_policy(policy)
     try:
         global_batch = args.batch * runtime.num_replicas
-        model = build_alexnet(
-            args.variant, 1000, args.image_size, args.width, tower_devices=runtime.tower_devices
-        )
         fp16 = policy == "mixed_float16"
-        optimizer = build_optimizer(
-            OptimConfig(), model, 0.01 * global_batch / 128, skip_non_finite=fp16
-        )
+        with runtime.scope():
+            model = build_alexnet(
+                args.variant, 1000, args.image_size, args.width,
+                tower_devices=runtime.tower_devices,
+            )  # fmt: skip
+            optimizer = build_optimizer(
+                OptimConfig(), model, 0.01 * global_batch / 128, skip_non_finite=fp16
+            )
         step = make_train_step(
             model, optimizer, runtime, global_batch, 5e-4, jit_compile,
             loss_scale=LossScale() if fp16 else None, model_input=augment.model_input,
@@ -64,14 +69,16 @@ def images_per_second(args, runtime, policy: str, jit_compile: bool) -> float:
         start = time.perf_counter()
         for _ in range(args.steps):
             sums = step(batch)
-        float(sums["loss_sum"])  # wait for the last step
-        return args.steps * global_batch / (time.perf_counter() - start)
+        loss = float(sums["loss_sum"]) / global_batch  # waits for the last step
+        return args.steps * global_batch / (time.perf_counter() - start), loss
     finally:
         keras.mixed_precision.set_dtype_policy("float32")
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="alexnet-bench-step", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--variant", default="paper")
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--width", type=float, default=1.0)
@@ -81,7 +88,7 @@ def main(argv=None) -> int:
         "--policies", nargs="+", default=["float32", "mixed_bfloat16", "mixed_float16"]
     )
     parser.add_argument("--xla", choices=["off", "on", "both"], default="both")
-    parser.add_argument("--backend", choices=["single", "horovod"], default="single")
+    parser.add_argument("--backend", choices=["single", "multiworker", "horovod"], default="single")
     parser.add_argument("--devices-per-replica", type=int, choices=[1, 2], default=1)
     parser.add_argument("--json", action="store_true", help="one JSON line per figure")
     args = parser.parse_args(argv)
@@ -103,11 +110,12 @@ def main(argv=None) -> int:
         )
         print(f"{'precision':<16} {'XLA':<5} {'images/s':>9}")
     for policy, jit in itertools.product(args.policies, xla):
-        rate = images_per_second(args, runtime, policy, jit)
+        rate, loss = images_per_second(args, runtime, policy, jit)
         if not runtime.is_chief:
             continue
         if args.json:
-            print(json.dumps({"policy": policy, "xla": jit, "images_per_sec": rate}), flush=True)
+            figure = {"policy": policy, "xla": jit, "images_per_sec": rate, "loss": loss}
+            print(json.dumps(figure), flush=True)
         else:
             print(f"{policy:<16} {'on' if jit else 'off':<5} {rate:>9.1f}", flush=True)
     return 0

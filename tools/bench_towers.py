@@ -2,7 +2,7 @@
 
     .venv/bin/python tools/bench_towers.py [--batch 64] [--steps 10] [--width 1.0]
 
-Layouts, each through tools/bench_step.py on synthetic data (the step alone):
+Layouts, each through alexnet-bench-step on synthetic data (the step alone):
 one device; one replica with its towers on two devices; Horovod with one device
 per rank (plain data parallelism); Horovod with two devices per rank (the
 paper's split inside every replica, data parallelism across them). On a GPU
@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-BENCH_STEP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_step.py")
+BENCH_STEP = ["-m", "alexnet_dist.bench_step"]
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
 
 
@@ -40,7 +40,7 @@ def layouts(gpus: int) -> list[tuple[str, int, int]]:
 
 def run(args, ranks: int, per_replica: int) -> float:
     bench = [
-        sys.executable, BENCH_STEP, "--json", "--xla", "off", "--policies", args.policy,
+        sys.executable, *BENCH_STEP, "--json", "--xla", "off", "--policies", args.policy,
         "--variant", "paper", "--width", str(args.width), "--batch", str(args.batch),
         "--steps", str(args.steps), "--devices-per-replica", str(per_replica),
     ]  # fmt: skip

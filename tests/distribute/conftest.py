@@ -2,7 +2,8 @@
 
 import pytest
 
-from tests.distribute.numerics import PER_REPLICA, driver, finish, load
+from alexnet_dist.doctor.numerics import load
+from tests.distribute.numerics import PER_REPLICA, driver, finish
 
 
 @pytest.fixture(scope="session")

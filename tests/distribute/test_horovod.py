@@ -15,8 +15,9 @@ import time
 import numpy as np
 import pytest
 
-from tests.distribute.numerics import PER_REPLICA, STEPS, assert_same_weights, load
-from tests.helpers import REPO, assert_skipped_then_lowered, run_cli
+from alexnet_dist.doctor.numerics import load
+from tests.distribute.numerics import PER_REPLICA, STEPS, assert_same_weights
+from tests.helpers import REPO, assert_all_reduce_logged, assert_skipped_then_lowered, run_cli
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
@@ -41,7 +42,7 @@ def test_horovod_is_built_with_tensorflow_gloo_and_mpi():
 
 def test_two_ranks_match_one_replica(single_weights, tmp_path):
     out = tmp_path / "w.npz"
-    driver = ["-m", "tests.distribute.numerics_driver", "horovod", str(STEPS), str(PER_REPLICA)]
+    driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(PER_REPLICA)]
     result = horovodrun([sys.executable, *driver, str(out)])
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     assert_same_weights(load(out), *single_weights)
@@ -51,8 +52,8 @@ def test_two_ranks_with_towers_on_two_devices_each_match_one_device(single_weigh
     # The paper's split under data parallelism: each rank's towers on its two logical
     # CPUs, each tower's gradients all-reduced among the ranks' devices of that tower.
     out = tmp_path / "w.npz"
-    driver = ["-m", "tests.distribute.numerics_driver", "horovod", str(STEPS), str(PER_REPLICA)]
-    result = horovodrun([sys.executable, *driver, str(out), "towers"])
+    driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(PER_REPLICA)]
+    result = horovodrun([sys.executable, *driver, str(out), "towers", "placement"])
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     assert_same_weights(load(out), *single_weights)
     for rank in (0, 1):
@@ -65,7 +66,7 @@ def test_two_ranks_with_towers_on_two_devices_each_match_one_device(single_weigh
 
 def test_fp16_allreduce_compresses_the_gradients(single_weights, tmp_path):
     out = tmp_path / "w.npz"
-    driver = ["-m", "tests.distribute.numerics_driver", "horovod", str(STEPS), str(PER_REPLICA)]
+    driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(PER_REPLICA)]
     result = horovodrun([sys.executable, *driver, str(out), "fp16"])
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     got, (want, _) = load(out), single_weights
@@ -87,6 +88,7 @@ def test_launcher_trains_with_one_set_of_outputs(tmp_path):
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     assert "2 replicas" in result.stdout
     assert result.stdout.count("finished at step 4") == 1  # only rank 0 reports
+    assert_all_reduce_logged(result.stdout, replicas=2)
     ckpts = sorted(os.path.basename(p) for p in glob.glob(f"{run_dir}/**/*.index", recursive=True))
     assert ckpts == ["best-4.index", "ckpt-4.index"]
     events = glob.glob(f"{run_dir}/tensorboard/*/events.out.tfevents.*")

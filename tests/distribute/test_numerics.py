@@ -6,7 +6,8 @@ import json
 import pytest
 
 from alexnet_dist.distribute import cluster, launcher
-from tests.distribute.numerics import PER_REPLICA, assert_same_weights, driver, finish, load
+from alexnet_dist.doctor.numerics import load
+from tests.distribute.numerics import PER_REPLICA, assert_same_weights, driver, finish
 
 pytestmark = pytest.mark.multiprocess
 

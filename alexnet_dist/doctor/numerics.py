@@ -1,0 +1,134 @@
+"""Trains k steps on fixed data through a distribution backend; the chief saves the weights.
+
+    python -m alexnet_dist.doctor.numerics BACKEND STEPS PER_REPLICA_BATCH OUT.npz \
+        [fp16] [towers] [placement]
+
+(under TF_CONFIG for multiworker, under horovodrun for horovod)
+
+Every backend sees the same global batches (fixed by a seed), each replica its
+slice of them, so the weights after k steps of N replicas with batch b equal
+those of one replica with batch N*b, up to float rounding, when the backend sums
+gradients right. Dropout is off; everything else is the real model, optimizer,
+step and runtime, at a small size (width 1/8, 67 pixels) that runs anywhere.
+
+Devices: mirrored takes every local GPU, or two logical CPUs without GPUs;
+`towers` puts each replica's two towers on two devices (devices_per_replica=2);
+Horovod gives each rank its own GPU (NCCL where Horovod was built with it) or
+the CPU (Gloo). TensorFloat-32 is off, so that GPUs multiply in float32 like
+the reference run does. `placement` also writes the op types that ran on each
+device in the first step to OUT.<rank>.placement.json.
+"""
+
+import json
+import os
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from alexnet_dist.config import DistributeConfig, OptimConfig
+from alexnet_dist.distribute import create_runtime, placement
+from alexnet_dist.models import build_alexnet
+from alexnet_dist.training.optimizer import build_optimizer
+from alexnet_dist.training.step import make_train_step
+
+IMAGE, CLASSES, GLOBAL_EXAMPLES_SEED = 67, 5, 1234
+NUM_WEIGHTS = 30  # kernel and bias of 10 convolutions and 5 dense layers
+
+
+def global_batches(steps: int, global_batch: int):
+    rng = np.random.default_rng(GLOBAL_EXAMPLES_SEED)
+    images = rng.normal(0, 1, (steps, global_batch, IMAGE, IMAGE, 3)).astype(np.float32)
+    labels = rng.integers(0, CLASSES, (steps, global_batch)).astype(np.int32)
+    return images, labels
+
+
+def run(cfg: DistributeConfig, steps: int, replica_batch: int, placement_out: str | None = None):
+    """The chief's weights after `steps` steps (None elsewhere). With `placement_out`,
+    the op types that ran on each device in the first step go there as JSON."""
+    runtime = create_runtime(cfg)
+    global_batch = replica_batch * runtime.num_replicas
+    images, labels = global_batches(steps, global_batch)
+
+    def dataset_fn(ctx: tf.distribute.InputContext):
+        # Pipeline p feeds its local replicas their slices, in replica order.
+        local = ctx.num_replicas_in_sync // ctx.num_input_pipelines
+        first = ctx.input_pipeline_id * local
+        chunks = [
+            (images[s, r * replica_batch : (r + 1) * replica_batch],
+             labels[s, r * replica_batch : (r + 1) * replica_batch])
+            for s in range(steps)
+            for r in range(first, first + local)
+        ]  # fmt: skip
+        xs, ys = zip(*chunks, strict=True)
+        return tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys)))
+
+    keras.utils.set_random_seed(0)
+    with runtime.scope():
+        model = build_alexnet(
+            "paper", CLASSES, IMAGE, width=0.125, dropout=0.0, init="he",
+            tower_devices=runtime.tower_devices,
+        )  # fmt: skip
+        optimizer = build_optimizer(OptimConfig(), model, 0.05 * global_batch / 128)
+    # A large decay, so that a wrong split of it between replicas shows in the weights.
+    step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=0.05)
+    for i, batch in enumerate(runtime.distribute_dataset(dataset_fn) if steps else []):
+        if i == 0 and placement_out:
+            ops = placement.trace(step, batch).ops.values()
+            ran = {d: sorted({t for t, dev in ops if dev == d}) for _, d in ops}
+            with open(placement_out, "w") as f:
+                json.dump({"tower_devices": runtime.tower_devices, "ops": ran}, f)
+        else:
+            step(batch)
+    return [np.asarray(w) for w in model.get_weights()] if runtime.is_chief else None
+
+
+def load(path: str) -> list[np.ndarray]:
+    """The weights a run saved, in the model's order."""
+    with np.load(path) as f:
+        return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def relative_differences(got: list[np.ndarray], want: list[np.ndarray]) -> list[float]:
+    """Per weight tensor: |got - want| / |want| (Frobenius norms)."""
+    if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want, strict=True)):
+        raise ValueError("the two runs saved weights of different shapes")
+    return [
+        float(np.linalg.norm(g - w) / np.linalg.norm(w)) for g, w in zip(got, want, strict=True)
+    ]
+
+
+def config(backend: str, towers: bool = False, fp16_allreduce: bool = False) -> DistributeConfig:
+    """The backend's configuration on this machine's devices (see the module docstring)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    stand_ins = None
+    if not gpus and (towers or backend == "mirrored"):
+        stand_ins = 2  # two logical CPUs stand in for two GPUs
+    return DistributeConfig(
+        backend=backend,
+        fp16_allreduce=fp16_allreduce,
+        devices_per_replica=2 if towers else 1,
+        logical_cpus=stand_ins,
+    )
+
+
+def rank() -> str:
+    return os.environ.get("HOROVOD_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
+
+
+def main(argv=None) -> int:
+    argv = sys.argv if argv is None else argv
+    backend, steps, per_replica, out = argv[1], int(argv[2]), int(argv[3]), argv[4]
+    options = argv[5:]
+    tf.config.experimental.enable_tensor_float_32_execution(False)
+    cfg = config(backend, towers="towers" in options, fp16_allreduce="fp16" in options)
+    placement_out = f"{out}.{rank()}.placement.json" if "placement" in options else None
+    weights = run(cfg, steps, per_replica, placement_out)
+    if weights is not None:
+        np.savez(out, *weights)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,7 +32,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from alexnet_dist.data import augment, schema  # noqa: E402
-from alexnet_dist.data.pipeline import InputSpec, make_dataset, parallel_calls, records  # noqa: E402
+from alexnet_dist.data.pipeline import (  # noqa: E402
+    InputSpec,
+    make_dataset,
+    parallel_calls,
+    records,
+    without_autotune_loop,
+)
 
 
 def decode_only(spec: InputSpec, epoch: int = 0) -> tf.data.Dataset:
@@ -137,13 +143,14 @@ def main(argv=None) -> int:
     )  # fmt: skip
     if args.decode_only:
         what = f"decode only (the floor): {args.image_size} crop window, uint8"
-        dataset_fn = lambda epoch: decode_only(spec, epoch)  # noqa: E731
+        dataset_fn = lambda epoch: without_autotune_loop(decode_only(spec, epoch))  # noqa: E731
     else:
         what = (
             f"{args.crop} crop {args.image_size} from {args.resize}, mirror, "
             f"lighting {args.lighting}"
         )
-        dataset_fn = lambda epoch: make_dataset(spec, epoch=epoch)  # noqa: E731
+        # As the runtimes iterate it in training.
+        dataset_fn = lambda epoch: without_autotune_loop(make_dataset(spec, epoch=epoch))  # noqa: E731
     cores = len(os.sched_getaffinity(0))
     print(
         f"{args.data_dir} {args.split}: {info['num_examples']:,} images, resized at "

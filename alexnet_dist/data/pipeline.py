@@ -200,6 +200,7 @@ def records(
         if spec.training:
             ds = ds.shuffle(len(files), seed=epoch_seed, reshuffle_each_iteration=False)
         ds = _interleave(ds, len(files), spec.deterministic)
+    ds = autotuned_if_asked(ds, spec)
     if not spec.training:
         return ds
     ds = ds.shuffle(spec.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
@@ -219,6 +220,35 @@ def parallel_calls(spec: InputSpec) -> int:
     if spec.parallel_calls == -1:
         return tf.data.AUTOTUNE
     return spec.parallel_calls or len(os.sched_getaffinity(0))
+
+
+def autotuned_if_asked(ds: tf.data.Dataset, spec: InputSpec) -> tf.data.Dataset:
+    """With data.parallel_calls=-1, marks `ds` (and what is built on it) for tf.data's
+    autotuning loop, which `without_autotune_loop` otherwise turns off."""
+    if spec.parallel_calls != -1:
+        return ds
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    return ds.with_options(options)
+
+
+def without_autotune_loop(ds: tf.data.Dataset) -> tf.data.Dataset:
+    """`ds` without tf.data's autotuning loop, unless it asked for it (data.parallel_calls=-1).
+
+    The loop is a thread per iterator that sleeps for growing periods, up to a
+    minute, and destroying the iterator waits until it wakes: with the loop, the
+    first step of every epoch stalled for 13-60 s on 2 cores, in every backend
+    (TensorFlow 2.21; the previous epoch's iterator is destroyed there). This
+    pipeline sets its parallelism rather than tuning it (`parallel_calls`), and
+    prefetch(AUTOTUNE) sizes its buffer without the loop. Apply it to the
+    outermost dataset, the one iterated: the runtimes do, after their own
+    wrapping, since options set further in did not reliably reach the iterator.
+    """
+    if ds.options().autotune.enabled:
+        return ds
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
 def _epoch_seed(spec: InputSpec, epoch: int) -> int:

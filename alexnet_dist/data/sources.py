@@ -176,6 +176,7 @@ class TFDS(Source):
             read_config=read_config,
         )
         ds = ds.map(lambda x: (x["image"], tf.cast(x["label"], tf.int32)))
+        ds = pipeline.autotuned_if_asked(ds, spec)
         if spec.training:
             ds = ds.shuffle(spec.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
             ds = ds.enumerate().skip(skip_batches * spec.batch_size)

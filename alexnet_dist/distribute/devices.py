@@ -53,7 +53,12 @@ def prefetched_to(device: str, dataset_fn):
     """
 
     def fetched(ctx: tf.distribute.InputContext) -> tf.data.Dataset:
-        return dataset_fn(ctx).apply(tf.data.experimental.prefetch_to_device(device, 2))
+        ds = dataset_fn(ctx)
+        # The copy is a new pipeline that does not inherit the input's options
+        # (its autotuning choice among them): carry them over.
+        return ds.apply(tf.data.experimental.prefetch_to_device(device, 2)).with_options(
+            ds.options()
+        )
 
     return fetched
 

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from alexnet_dist.config import ConfigError, DistributeConfig
 from alexnet_dist.distribute import devices
-from alexnet_dist.distribute.runtime import Runtime
+from alexnet_dist.distribute.runtime import Runtime, as_iterated
 
 INSTALL_HINT = (
     "distribute.backend=horovod needs Horovod built with TensorFlow support: run `make horovod` "
@@ -73,7 +73,7 @@ class HorovodRuntime(Runtime):
     def distribute_dataset(self, dataset_fn):
         size, rank = self.hvd.size(), self.hvd.rank()
         device = self.tower_devices[0] if self.tower_devices else devices.accelerators()[1][0]
-        return devices.prefetched_to(device, dataset_fn)(
+        return as_iterated(devices.prefetched_to(device, dataset_fn))(
             tf.distribute.InputContext(size, rank, size)
         )
 

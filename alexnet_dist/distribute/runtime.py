@@ -13,6 +13,7 @@ from typing import Any
 import tensorflow as tf
 
 from alexnet_dist.config import ConfigError
+from alexnet_dist.data import pipeline
 
 
 class Runtime(abc.ABC):
@@ -105,3 +106,9 @@ class Runtime(abc.ABC):
                 f"{key}={global_batch} does not divide evenly over {self.num_replicas} replicas"
             )
         return global_batch // self.num_replicas
+
+
+def as_iterated(dataset_fn: Callable) -> Callable:
+    """dataset_fn, with tf.data's autotuning loop off on the dataset a runtime iterates,
+    unless the input asked for it (`data.pipeline.without_autotune_loop` says why)."""
+    return lambda ctx: pipeline.without_autotune_loop(dataset_fn(ctx))

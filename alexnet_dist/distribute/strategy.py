@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from alexnet_dist.config import DistributeConfig
 from alexnet_dist.distribute import cluster, devices, watchdog
-from alexnet_dist.distribute.runtime import Runtime
+from alexnet_dist.distribute.runtime import Runtime, as_iterated
 
 
 class StrategyRuntime(Runtime):
@@ -44,7 +44,7 @@ class StrategyRuntime(Runtime):
     def distribute_dataset(self, dataset_fn):
         if self.input_device:
             dataset_fn = devices.prefetched_to(self.input_device, dataset_fn)
-        return self.strategy.distribute_datasets_from_function(dataset_fn)
+        return self.strategy.distribute_datasets_from_function(as_iterated(dataset_fn))
 
     def offset_by_replica(self, variables):
         if not variables or self.num_replicas == 1:

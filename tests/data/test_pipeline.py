@@ -272,3 +272,18 @@ def test_cache_serves_later_epochs_from_memory(shapes_records, tmp_path):
     assert len(first) == len(second) == 120 // 8
     assert sorted(np.concatenate(first)) == sorted(np.concatenate(second))
     assert not all(np.array_equal(a, b) for a, b in zip(first, second, strict=True))
+
+
+def test_runtimes_iterate_the_input_without_the_autotune_loop_unless_asked(shapes_records):
+    # The loop's thread made destroying each epoch's iterator wait up to a minute
+    # (pipeline.without_autotune_loop); data.parallel_calls=-1 asks for autotuning.
+    from alexnet_dist.config import DistributeConfig
+    from alexnet_dist.distribute import create_runtime
+
+    records, _ = shapes_records
+    runtime = create_runtime(DistributeConfig())
+    for parallel_calls, autotuned in ((0, False), (2, False), (-1, True)):
+        train = spec(records, training=True, parallel_calls=parallel_calls)
+        iterated = runtime.distribute_dataset(lambda ctx, s=train: make_dataset(s))
+        assert iterated.options().autotune.enabled is autotuned, parallel_calls
+        assert next(iter(iterated))[0]["pixels"].dtype == tf.uint8

@@ -184,9 +184,12 @@ def main(argv=None) -> int:
         need = args.target / (rate / cores)
         print(f"cores for {args.target:g} images/s: {need:.3g}")
         if rate < args.target:
+            # Records converted at 256 or less gain nothing from converting them again.
+            resized = info.get("resize") and info["resize"] <= 256
+            smaller = "" if resized else "convert with --resize 256, or "
             print(
                 f"input-bound: {rate:.1f} < {args.target:g} images/s; about {need:.0f} cores "
-                "would keep up (or convert with --resize 256, or offload to the tf.data service)"
+                f"would keep up (or {smaller}offload to the tf.data service)"
             )
             return 3
         print(f"keeps up with {args.target:g} images/s ({rate / args.target:.2f}x)")

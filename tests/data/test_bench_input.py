@@ -52,7 +52,26 @@ def test_says_when_the_pipeline_cannot_keep_up(shapes_records, tmp_path):
     result = bench(records, "--target", "1e12", "--crop", "inception")
     assert result.returncode == 3
     assert "input-bound:" in result.stdout and "cores would keep up" in result.stdout
+    # Converted without --resize: converting at 256 is one of the remedies.
+    assert "convert with --resize 256" in result.stdout
     missing = run_cli(["-m", "alexnet_dist.bench_input", str(tmp_path)], timeout=120)
     assert missing.returncode == 1 and str(tmp_path) in missing.stderr
     too_big = run_cli(["-m", "alexnet_dist.bench_input", str(records), "--batch-size", "500"])
     assert too_big.returncode == 1 and "lower --batch-size" in too_big.stderr
+
+
+def test_records_already_converted_small_are_not_told_to_convert_again(tmp_path):
+    from PIL import Image
+
+    from alexnet_dist.data.converter import convert_tree
+
+    for c in range(2):
+        folder = tmp_path / "images" / f"class{c}"
+        folder.mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (96, 80), (90 * c, 20 * i, 60)).save(folder / f"{i}.jpg")
+    convert_tree(str(tmp_path / "images"), str(tmp_path / "records"), "train", 2, 1, resize=72)
+    result = bench(tmp_path / "records", "--target", "1e12")
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "input-bound:" in result.stdout
+    assert "--resize 256" not in result.stdout and "tf.data service" in result.stdout

@@ -15,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from alexnet_dist import config, sweep
+from alexnet_dist import config, stop_signals, sweep
 
 log = logging.getLogger("alexnet_dist")
 
@@ -37,6 +37,7 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
     # Import after validation: a config error should not wait for TensorFlow to load.
     from alexnet_dist.data.converter import ConversionError
     from alexnet_dist.data.schema import DataError
+    from alexnet_dist.distribute import peers
     from alexnet_dist.training.checkpoint import CheckpointError
     from alexnet_dist.training.loop import NonFiniteLossError, train
 
@@ -48,6 +49,12 @@ def run(cfg: DictConfig, run_dir: str) -> dict:
         raise SystemExit(f"alexnet-train: error: {e}") from None
     except (NonFiniteLossError, CheckpointError) as e:
         raise SystemExit(f"alexnet-train: {e}") from None
+    except Exception as e:
+        lost = peers.lost_peer(e, cfg.distribute.peer_timeout_s, _worker_rank())
+        if lost is None:
+            raise
+        print(f"alexnet-train: error: {lost}", file=sys.stderr, flush=True)
+        raise SystemExit(peers.EXIT_PEER_LOST) from None
 
 
 def _worker_rank() -> int:
@@ -62,6 +69,8 @@ def _worker_rank() -> int:
 
 
 def main() -> None:
+    # Before TensorFlow starts any thread: stop_signals.py says why.
+    stop_signals.hold()
     rank = _worker_rank()
     if rank > 0:
         # All ranks share the run directory: one .hydra/ and one train.log, the chief's.

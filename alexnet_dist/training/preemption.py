@@ -12,6 +12,8 @@ import signal
 
 import tensorflow as tf
 
+from alexnet_dist import stop_signals
+
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 
@@ -61,6 +63,8 @@ class PreemptionFlag:
             # Restart interrupted system calls: TensorFlow's C++ runtime does not
             # expect EINTR from a signal that Python handles (it hung tf.data here).
             signal.siginterrupt(signum, False)
+        # alexnet-train held them until now; one that came meanwhile is handled now.
+        stop_signals.release()
 
     def __exit__(self, *exc):
         for signum, handler in self._previous.items():

@@ -152,6 +152,12 @@ class DistributeConfig:
     # multiworker: how long a worker waits for the others to join before it stops with
     # an error naming the peers it cannot reach (0: wait for ever).
     timeout_s: float = 300.0
+    # multiworker and horovod: how long a peer may stop answering during training
+    # (a hung or stopped process, a dead node's host) before every other worker
+    # stops with an error naming it (0: wait for ever). Horovod counts it per
+    # collective, so it must also cover work only the chief does between steps:
+    # writing a checkpoint to slow storage.
+    peer_timeout_s: float = 60.0
     fp16_allreduce: bool = False  # horovod: send gradients as float16 (half the traffic)
 
 
@@ -312,8 +318,9 @@ def _validate_distribute(cfg: DistributeConfig) -> None:
     ):
         if value not in choices:
             raise ConfigError(f"distribute.{key} must be one of {choices}, got {value!r}")
-    if cfg.timeout_s < 0:
-        raise ConfigError(f"distribute.timeout_s must be >= 0, got {cfg.timeout_s!r}")
+    for key in ("timeout_s", "peer_timeout_s"):
+        if getattr(cfg, key) < 0:
+            raise ConfigError(f"distribute.{key} must be >= 0, got {getattr(cfg, key)!r}")
     hosts_cluster = cfg.backend == "multiworker" and cfg.cluster == "hosts"
     if hosts_cluster and (not cfg.hosts or cfg.task_index is None):
         raise ConfigError(

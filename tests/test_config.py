@@ -92,6 +92,7 @@ def test_unknown_key_and_wrong_type_fail_in_composition():
         (["precision.policy=float16"], "precision.policy must be one of"),
         (["trainer.profile_steps=[5,2]"], "trainer.profile_steps must be [first, last]"),
         (["precision=mixed_float16", "precision.initial_loss_scale=0"], "initial_loss_scale"),
+        (["distribute=multiworker", "distribute.peer_timeout_s=-1"], "distribute.peer_timeout_s"),
     ],
 )
 def test_validate_names_the_key(overrides, key):

@@ -7,6 +7,7 @@ the step sums gradients itself (`sum_gradients`) before the optimizer applies th
 """
 
 import contextlib
+import os
 
 import keras
 import tensorflow as tf
@@ -40,6 +41,11 @@ class HorovodRuntime(Runtime):
 
     def __init__(self, cfg: DistributeConfig):
         hvd = _import_horovod()
+        # Gloo's bound on one collective (its own default: 30 s), read by hvd.init():
+        # a rank that stops answering fails the others' pending all-reduce after it.
+        # Under MPI (srun --mpi=pmix) Horovod's MPI controller has no such bound.
+        timeout = str(int(cfg.peer_timeout_s)) if cfg.peer_timeout_s else str(2**31 // 1000)
+        os.environ["HOROVOD_GLOO_TIMEOUT_SECONDS"] = timeout
         hvd.init()
         devices.use_logical_cpus(cfg.logical_cpus)
         per_replica = cfg.devices_per_replica

@@ -20,6 +20,7 @@ import sys
 import time
 
 from alexnet_dist.distribute import cluster
+from alexnet_dist.distribute.peers import EXIT_PEER_LOST
 
 GRACE_SECONDS = 10
 
@@ -45,10 +46,32 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _state(pid: int) -> str | None:
+    """The process's state letter from /proc (R, S, T for stopped, ...), or None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _failure(procs: list[subprocess.Popen], index: int, code: int) -> str:
+    """The launcher's line for worker `index` failing, naming a stopped peer if there is one."""
+    line = f"worker {index} exited with {code}"
+    if code == EXIT_PEER_LOST:
+        line += " (a peer stopped answering)"
+    stopped = [i for i, p in enumerate(procs) if p.poll() is None and _state(p.pid) in ("T", "t")]
+    if stopped:
+        names = ", ".join(f"worker {i} (pid {procs[i].pid})" for i in stopped)
+        line += f"; {names} is stopped (SIGSTOP, Ctrl-Z or a debugger)"
+    return line + "; stopping the others"
+
+
 def _stop(procs: list[subprocess.Popen]) -> None:
     for p in procs:
         if p.poll() is None:
-            p.terminate()
+            # A stopped worker would act on SIGTERM only once resumed, and then only to fail.
+            p.kill() if _state(p.pid) in ("T", "t") else p.terminate()
     deadline = time.monotonic() + GRACE_SECONDS
     for p in procs:
         try:
@@ -85,7 +108,7 @@ def launch(
             if failed:
                 index, code = failed[0]
                 print(
-                    f"launcher: worker {index} exited with {_exit_code(code)}; stopping the others",
+                    f"launcher: {_failure(procs, index, _exit_code(code))}",
                     file=sys.stderr,
                     flush=True,
                 )

@@ -123,6 +123,7 @@ def multiworker(cfg: DistributeConfig) -> StrategyRuntime:
     peers = [w for i, w in enumerate(workers) if i != index]
     # The strategy waits for every worker; a peer that never comes would hang it.
     joining = f"worker {index} joining {len(workers)} workers"
+    _configure_coordination(len(workers), cfg.peer_timeout_s)
     with watchdog.deadline(cfg.timeout_s, joining, peers):
         strategy = tf.distribute.MultiWorkerMirroredStrategy(
             communication_options=tf.distribute.experimental.CommunicationOptions(
@@ -130,3 +131,25 @@ def multiworker(cfg: DistributeConfig) -> StrategyRuntime:
             )
         )
     return StrategyRuntime(strategy, num_workers=len(workers), worker_index=index)
+
+
+def _configure_coordination(num_workers: int, peer_timeout_s: float) -> None:
+    """TensorFlow's coordination service as MultiWorkerMirroredStrategy sets it up,
+    with our bound on a silent peer.
+
+    Every worker sends the service (on worker 0) a heartbeat; one that misses them
+    for `peer_timeout_s` is declared dead and every worker's pending collectives
+    fail, naming it. Left to itself the strategy uses TensorFlow's default (10 s
+    heartbeats, about 33 s to end a job); it keeps a configuration set before it.
+    """
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.eager import context
+
+    context.context().configure_coordination_service(
+        service_type="standalone",
+        service_leader="/job:worker/replica:0/task:0",
+        coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name="worker", num_tasks=num_workers)
+        ],
+        heartbeat_timeout_in_ms=int(peer_timeout_s * 1000) or 2**31 - 1,
+    )

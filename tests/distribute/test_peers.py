@@ -1,0 +1,62 @@
+"""What a worker says when a peer stops answering, and signals seen pending during start-up."""
+
+import signal
+import subprocess
+import sys
+import time
+
+from alexnet_dist.distribute import peers, watchdog
+
+# As TensorFlow 2.21 and Horovod 0.28.1 word them (from tests/faults/test_hung_peer.py runs).
+UNHEALTHY = (
+    "{{function_node __wrapped__CollectiveReduceV2_Nordering_token_1_device_/job:worker/"
+    "replica:0/task:0/device:CPU:0}} Collective ops is aborted by: Error reported from "
+    "/job:worker/task:1: The following tasks are unhealthy (stopped sending heartbeats):\n"
+    "/job:worker/replica:0/task:1\nThe tasks have crashed. [Op:CollectiveReduceV2]"
+)
+LEADER_GONE = (
+    "{{function_node __wrapped__CollectiveReduceV2_Nordering_token_1_device_/job:worker/"
+    "replica:0/task:1/device:CPU:0}} Collective ops is aborted by: Deadline Exceeded"
+)
+HOROVOD = "Horovod has been shut down. This was caused by an exception on one of the ranks"
+
+
+def test_the_worker_without_heartbeats_is_named():
+    said = peers.lost_peer(RuntimeError(UNHEALTHY), 5, worker_index=0)
+    assert said.startswith("worker 1 stopped answering: no heartbeat for ")
+    assert "distribute.peer_timeout_s=5 seconds" in said
+
+
+def test_a_silent_coordination_leader_is_named_by_the_others():
+    said = peers.lost_peer(RuntimeError(LEADER_GONE), 60, worker_index=1)
+    assert said.startswith("worker 0, which runs the coordination service, did not answer")
+
+
+def test_horovod_shutdown_says_what_it_cannot_tell():
+    said = peers.lost_peer(RuntimeError(HOROVOD), 60, worker_index=0)
+    assert "another rank exited, or did not answer within distribute.peer_timeout_s=60" in said
+
+
+def test_other_errors_are_not_taken_for_a_lost_peer():
+    assert peers.lost_peer(ValueError("shapes do not match"), 60, worker_index=0) is None
+
+
+def test_a_blocked_stopping_signal_is_seen_pending():
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import signal, sys, time\n"
+         "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})\n"
+         "print('ready', flush=True)\n"
+         "time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert child.stdout.readline().strip() == "ready"
+        assert watchdog.pending_signal(child.pid) is None
+        child.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        assert watchdog.pending_signal(child.pid) == signal.SIGTERM
+        assert child.poll() is None  # blocked: still alive, the signal waits
+    finally:
+        child.kill()
+        child.wait()

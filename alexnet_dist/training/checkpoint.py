@@ -3,10 +3,14 @@
 Writes are atomic through TensorFlow's protocol: a checkpoint's files are written
 under temporary names and renamed, and only then does the `checkpoint` state
 file (itself replaced atomically) name it. A crash mid-write leaves the previous
-checkpoint as the newest. If the newest is unreadable anyway (a truncated copy,
-a bad disk), resume moves it into `unreadable/` and falls back to the one before.
+checkpoint as the newest; a failed write (a full disk, a lost mount) removes
+its partial files and stops the run with a CheckpointError that names the
+directory and the checkpoint it can resume from. If the newest is unreadable
+anyway (a truncated copy, a bad disk), resume moves it into `unreadable/` and
+falls back to the one before.
 """
 
+import contextlib
 import glob
 import json
 import logging
@@ -168,7 +172,8 @@ class Checkpointer:
         latest = self._manager.latest_checkpoint
         if latest and latest.endswith(f"-{self.step}"):
             return latest if self.write else None  # this step is saved already
-        path = self._manager.save(checkpoint_number=self.step)
+        with self._writing(f"ckpt-{self.step}", self._manager.directory):
+            path = self._manager.save(checkpoint_number=self.step)
         return path if self.write else None
 
     def save_if_best(self, epoch: int, metrics: dict[str, float]) -> str | None:
@@ -181,15 +186,33 @@ class Checkpointer:
             return None
         self.best_top1 = metrics["top1"]
         self.epoch.assign(epoch)
-        path = self._best.save(checkpoint_number=self.step)
-        if not self.write:
-            return None
-        info = {"path": os.path.basename(path), "step": self.step, "epoch": epoch, **metrics}
-        target = os.path.join(self.directory, BEST_NAME, "best.json")
-        with open(target + ".tmp", "w") as f:
-            json.dump(info, f, indent=1)
-        os.replace(target + ".tmp", target)
+        with self._writing(f"best-{self.step}", self._best.directory):
+            path = self._best.save(checkpoint_number=self.step)
+            if not self.write:
+                return None
+            info = {"path": os.path.basename(path), "step": self.step, "epoch": epoch, **metrics}
+            target = os.path.join(self.directory, BEST_NAME, "best.json")
+            with open(target + ".tmp", "w") as f:
+                json.dump(info, f, indent=1)
+            os.replace(target + ".tmp", target)
         return path
+
+    @contextlib.contextmanager
+    def _writing(self, name: str, directory: str):
+        """Turns a failed checkpoint write into a CheckpointError, leaving no partial files."""
+        try:
+            yield
+        except (tf.errors.OpError, OSError) as e:
+            for partial in glob.glob(os.path.join(glob.escape(directory), "*_temp")):
+                shutil.rmtree(partial, ignore_errors=True)  # TensorFlow's unfinished write
+            reason = e.message if isinstance(e, tf.errors.OpError) else str(e)
+            reason = reason.split("}}")[-1].split("[Op:")[0].strip()
+            latest = self._manager.latest_checkpoint
+            raise CheckpointError(
+                f"writing checkpoint {name} in {directory} failed: {reason}. The newest "
+                f"complete checkpoint is {latest or 'none (nothing saved yet)'}; make room or "
+                "fix the directory, then run again in this run directory to resume from it"
+            ) from None
 
     def _read_best(self) -> dict:
         try:

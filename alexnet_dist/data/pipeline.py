@@ -18,13 +18,13 @@ first batches before they are decoded, so a run resumed mid-epoch continues with
 exactly the batches it would have seen.
 """
 
-import contextlib
 import dataclasses
 import os
 
 import tensorflow as tf
 
 from alexnet_dist.data import augment, schema
+from alexnet_dist.data.shard_errors import checked_label
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +52,9 @@ class InputSpec:
     # later epochs and evaluations do not read the files again. The shard order is
     # then fixed; the shuffle buffer does the mixing. Needs RAM for the worker's share.
     cache: bool = False
+    # The label map's size: a record whose label is outside [0, num_classes) is an
+    # error naming it (shard_errors.py); 0 leaves labels unchecked.
+    num_classes: int = 0
 
 
 def list_shards(data_dir: str, split: str) -> list[str]:
@@ -75,32 +78,6 @@ def check_enough_shards(data_dir: str, split: str, num_workers: int) -> list[str
             f"{num_workers} workers; convert with more shards"
         )
     return files
-
-
-@contextlib.contextmanager
-def naming_damaged_shards(data_dir: str, split: str):
-    """Turns a DataLossError from reading `split` into a DataError that names the shard.
-
-    TensorFlow's message ("truncated record at 54812") does not say which file;
-    on such an error the split's shards are read one by one to find it.
-    """
-    try:
-        yield
-    except tf.errors.DataLossError as e:
-        reason = e.message.strip().splitlines()[0]
-        for path in list_shards(data_dir, split):
-            try:
-                for _ in tf.data.TFRecordDataset(path):
-                    pass
-            except tf.errors.DataLossError as damaged:
-                detail = damaged.message.split("}}")[-1].split("[Op:")[0].strip()
-                raise schema.DataError(
-                    f"shard {path} is damaged ({detail}); convert the {split!r} split "
-                    "again, or restore the file from a copy"
-                ) from None
-        raise schema.DataError(
-            f"reading the {split!r} shards in {data_dir} failed: {reason}"
-        ) from e
 
 
 def _decode(features: dict[str, tf.Tensor]) -> tf.Tensor:
@@ -155,12 +132,13 @@ def make_dataset(
                 crop = augment.decode_random_crop(
                     encoded, spec.resize_size, spec.crop_size, crop_seed
                 )
-            return train_element(crop, lighting_seed, spec), _label(features)
+            label = checked_label(features, spec.num_classes)
+            return train_element(crop, lighting_seed, spec), label
     else:
 
         def preprocess(serialized):
             features = schema.parse(serialized)
-            return eval_image(_decode(features), spec), _label(features)
+            return eval_image(_decode(features), spec), checked_label(features, spec.num_classes)
 
     ds = ds.map(
         preprocess, num_parallel_calls=parallel_calls(spec), deterministic=spec.deterministic
@@ -347,7 +325,3 @@ def batch_to_equal_steps(ds, batch_size: int, per_worker: list[int]) -> tf.data.
         tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), ds.element_spec)
     )
     return ds.concatenate(empty.repeat()).take(steps)
-
-
-def _label(features):
-    return tf.cast(features["image/class/label"], tf.int32)

@@ -24,7 +24,7 @@ import zlib
 import tensorflow as tf
 
 from alexnet_dist.config import Config, DataConfig
-from alexnet_dist.data import augment, pipeline, schema, shapes
+from alexnet_dist.data import augment, pipeline, schema, shapes, shard_errors
 from alexnet_dist.data.pipeline import InputSpec
 
 log = logging.getLogger(__name__)
@@ -118,11 +118,12 @@ class Records(Source):
         return pipeline.images_per_worker(self.data_dir, split, files, num_workers)
 
     def dataset(self, spec, epoch=0, skip_batches=0, input_context=None):
-        spec = dataclasses.replace(spec, data_dir=self.data_dir)
+        shard_errors.check_present(self.data_dir, spec.split)
+        spec = dataclasses.replace(spec, data_dir=self.data_dir, num_classes=len(self.labels))
         return pipeline.make_dataset(spec, epoch, skip_batches, input_context)
 
     def reading(self, split):
-        return pipeline.naming_damaged_shards(self.data_dir, split)
+        return shard_errors.naming_bad_shards(self.data_dir, split, len(self.labels))
 
 
 class TFDS(Source):

@@ -31,12 +31,12 @@ def _datasets(runtime: Runtime, source: sources.Source, spec: InputSpec, **kwarg
     return runtime.distribute_dataset(dataset_fn)
 
 
-def evaluate(cfg: Config, runtime: Runtime, eval_step, source: sources.Source) -> dict[str, float]:
-    """Loss, top-1 and top-5 over the whole validation split, each image counted once."""
-    batch = runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
+def evaluate(cfg: Config, eval_step, source: sources.Source, batches) -> dict[str, float]:
+    """Loss, top-1 and top-5 over the validation split's `batches`, each image counted once.
+    One input per run, iterated anew: one built per evaluation kept ~1 MB each time."""
     meter = Meter()
     with source.reading(cfg.data.val_split):
-        for images_labels in _datasets(runtime, source, sources.input_spec(cfg, False, batch)):
+        for images_labels in batches:
             meter.add(eval_step(images_labels))
     return {k: v for k, v in meter.result().items() if k in ("loss", "top1", "top5")}
 
@@ -76,7 +76,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         logging.getLogger("alexnet_dist").setLevel(logging.WARNING)
     global_batch = cfg.data.global_batch_size
     replica_batch = runtime.per_replica_batch(global_batch, "data.global_batch_size")
-    runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
+    eval_batch = runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
 
     source = sources.create(cfg.data)
     labels = source.labels
@@ -85,6 +85,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     for split in (cfg.data.train_split, cfg.data.val_split):  # before any worker waits
         source.check_workers(split, runtime.num_workers)
     num_train = source.num_examples(cfg.data.train_split)
+    val_batches = _datasets(runtime, source, sources.input_spec(cfg, False, eval_batch))
     # As many steps as the worker with the fewest images can fill: none runs out first.
     worker_batch = global_batch // runtime.num_workers
     steps_per_epoch = min(source.worker_examples(cfg.data.train_split, runtime.num_workers))
@@ -120,7 +121,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     val: dict[str, float] = {}
 
     def evaluate_epoch() -> dict[str, float]:
-        metrics = evaluate(cfg, runtime, eval_step, source)
+        metrics = evaluate(cfg, eval_step, source, val_batches)
         summaries.scalars("val", step, metrics)
         log.info(
             "epoch %d/%d validation: loss %.4f  top-1 %.4f  top-5 %.4f",
@@ -197,7 +198,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
         if step % cfg.trainer.checkpoint_every_steps == 0:
             checkpointer.save(step // steps_per_epoch)
     if not val:  # resumed at the end: still report where the model stands
-        val = evaluate(cfg, runtime, eval_step, source)
+        val = evaluate(cfg, eval_step, source, val_batches)
     checkpointer.save(step // steps_per_epoch)
     checkpointer.close()
     summaries.close()

@@ -25,6 +25,30 @@ def run_cli(args: list[str], timeout: float = 300, env: dict | None = None, cwd:
     )
 
 
+def start_cli(command: list[str]) -> subprocess.Popen:
+    """Starts a command in its own process group (killpg ends it and its children), with
+    stdout and stderr piped as text; end it with `finish`."""
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a `start_cli` process; its group is killed on timeout."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return proc.returncode, out, err
+
+
 def signal_when(proc: subprocess.Popen, marker: str, signum: int, timeout: float = 60) -> str:
     """Sends `signum` once `marker` appears in proc's stdout; returns the rest of its output
     (stdout, then stderr if that is piped too).

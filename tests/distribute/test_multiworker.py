@@ -15,8 +15,10 @@ from tests.helpers import (
     REPO,
     assert_all_reduce_logged,
     assert_skipped_then_lowered,
+    finish,
     run_cli,
     signal_when,
+    start_cli,
 )
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
@@ -28,25 +30,10 @@ def cache(tmp_path_factory):
 
 
 def launch(run_dir, cache, *overrides, workers=2):
-    return subprocess.Popen(
+    return start_cli(
         [sys.executable, "-m", "alexnet_dist.distribute.launcher", "-n", str(workers),
-         "--run-dir", str(run_dir), "debug=tiny", f"data.cache_dir={cache}", *overrides],
-        cwd=REPO,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+         "--run-dir", str(run_dir), "debug=tiny", f"data.cache_dir={cache}", *overrides]
     )  # fmt: skip
-
-
-def finish(proc, timeout=300):
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        raise
-    return proc.returncode, out, err
 
 
 def test_two_workers_train_write_one_set_of_outputs_and_resume(tmp_path, cache):

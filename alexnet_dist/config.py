@@ -159,6 +159,11 @@ class DistributeConfig:
     # writing a checkpoint to slow storage.
     peer_timeout_s: float = 60.0
     fp16_allreduce: bool = False  # horovod: send gradients as float16 (half the traffic)
+    # horovod, started by horovodrun --min-np/--max-np (distribute/elastic.py): ranks may
+    # leave and join; the survivors roll back to the last commit and go on. The global
+    # batch stays data.global_batch_size, split over the ranks there are.
+    elastic: bool = False
+    commit_every_steps: int = 10  # elastic: steps between in-memory commits of the state
 
 
 @dataclass
@@ -279,6 +284,7 @@ def validate(cfg: Config) -> Config:
     if any(s <= 0 for s in cfg.data.std):
         raise ConfigError(f"data.std must be positive, got {cfg.data.std}")
     _validate_distribute(cfg.distribute)
+    _validate_elastic(cfg)
     _validate_placement(cfg)
     if cfg.precision.policy not in POLICIES:
         raise ConfigError(
@@ -327,6 +333,27 @@ def _validate_distribute(cfg: DistributeConfig) -> None:
             "distribute.cluster=hosts needs distribute.hosts (every worker's host:port) "
             "and distribute.task_index (this worker's place in that list)"
         )
+
+
+def _validate_elastic(cfg: Config) -> None:
+    if not cfg.distribute.elastic:
+        return
+    if cfg.distribute.backend != "horovod":
+        raise ConfigError(
+            f"distribute.elastic=true is elastic Horovod; distribute={cfg.distribute.backend} "
+            "has a fixed set of workers (use distribute=horovod)"
+        )
+    if cfg.data.source not in ("shapes", "tfrecord") or cfg.data.service:
+        raise ConfigError(
+            "distribute.elastic=true re-splits each epoch's record order between the ranks "
+            "there are: it needs data.source=tfrecord or shapes, read in this process "
+            f"(got data.source={cfg.data.source}, data.service={cfg.data.service})"
+        )
+    if not cfg.data.deterministic:
+        raise ConfigError("distribute.elastic=true needs data.deterministic=true: every rank "
+                          "must read the records in the same order")  # fmt: skip
+    if (every := cfg.distribute.commit_every_steps) < 1:
+        raise ConfigError(f"distribute.commit_every_steps must be positive, got {every}")
 
 
 # What mirroring a two-device replica would cost (README, "the paper's two-GPU split at scale").

@@ -93,6 +93,19 @@ def test_unknown_key_and_wrong_type_fail_in_composition():
         (["trainer.profile_steps=[5,2]"], "trainer.profile_steps must be [first, last]"),
         (["precision=mixed_float16", "precision.initial_loss_scale=0"], "initial_loss_scale"),
         (["distribute=multiworker", "distribute.peer_timeout_s=-1"], "distribute.peer_timeout_s"),
+        (["distribute=multiworker", "distribute.elastic=true"], "distribute=horovod"),
+        (
+            ["distribute=horovod", "distribute.elastic=true", "data=synthetic"],
+            "data.source=tfrecord",
+        ),
+        (
+            ["distribute=horovod", "distribute.elastic=true", "data.deterministic=false"],
+            "data.deterministic=true",
+        ),  # fmt: skip
+        (
+            ["distribute=horovod", "distribute.elastic=true", "distribute.commit_every_steps=0"],
+            "distribute.commit_every_steps",
+        ),  # fmt: skip
     ],
 )
 def test_validate_names_the_key(overrides, key):

@@ -55,6 +55,27 @@ class InputSpec:
     # The label map's size: a record whose label is outside [0, num_classes) is an
     # error naming it (shard_errors.py); 0 leaves labels unchecked.
     num_classes: int = 0
+    # Training: the batch of all workers together, which `BatchSlices` splits.
+    global_batch: int = 0
+
+
+class BatchSlices(tf.distribute.InputContext):
+    """A training epoch split by batch, not by file: every worker reads the one record
+    order of the epoch and decodes only its slice of each global batch.
+
+    Elastic Horovod needs it: when the number of workers changes mid-epoch, the
+    survivors go on from the same place in the same order, so every image of the
+    epoch is still trained on once. Each worker reads all the records (the bytes,
+    not the decoding) and augments an image as a one-worker run would: its seed is
+    its place in the epoch, whoever decodes it. Evaluation still splits by file.
+    """
+
+    def share(self, global_batch: int) -> tuple[int, int]:
+        """[start, end) of this worker's slice; the first global_batch % workers get one more."""
+        base, extra = divmod(global_batch, self.num_input_pipelines)
+        worker = self.input_pipeline_id
+        start = worker * base + min(worker, extra)
+        return start, start + base + (worker < extra)
 
 
 def list_shards(data_dir: str, split: str) -> list[str]:
@@ -110,13 +131,24 @@ def make_dataset(
         raise ValueError(
             f"crop size {spec.crop_size} is larger than the resize size {spec.resize_size}"
         )
+    sliced = spec.training and isinstance(input_context, BatchSlices)
+    if sliced:  # one record order for all: seeds and skips as in a one-worker run
+        share = input_context.share(spec.global_batch)
+        input_context = None
     workers = input_context.num_input_pipelines if input_context else 1
     worker = input_context.input_pipeline_id if input_context else 0
     epoch_seed = _epoch_seed(spec, epoch)
     ds = records(spec, epoch, input_context)
     if spec.training:
         # With the service the pipeline is split between its workers: skip there instead.
-        ds = ds.skip(0 if spec.service else skip_batches * spec.batch_size)
+        skip = (
+            0 if spec.service else skip_batches * (spec.global_batch if sliced else spec.batch_size)
+        )
+        ds = ds.skip(skip)
+        if sliced:  # before decoding: a worker decodes only its own images
+            ds = ds.batch(spec.global_batch, drop_remainder=True)
+            ds = ds.map(lambda i, r: (i[share[0] : share[1]], r[share[0] : share[1]]))
+            ds = ds.unbatch()
 
         def preprocess(index, serialized):
             features = schema.parse(serialized)

@@ -23,7 +23,7 @@ import zlib
 
 import tensorflow as tf
 
-from alexnet_dist.config import Config, DataConfig
+from alexnet_dist.config import Config, ConfigError, DataConfig
 from alexnet_dist.data import augment, pipeline, schema, shapes, shard_errors
 from alexnet_dist.data.pipeline import InputSpec
 
@@ -55,6 +55,7 @@ def input_spec(cfg: Config, training: bool, batch_size: int, run_dir: str = "") 
         cache=cfg.data.cache,
         # Jobs of one run share a name across its restarts, never with another run's.
         service_job=f"alexnet-{zlib.crc32(os.path.abspath(run_dir).encode()):08x}",
+        global_batch=cfg.data.global_batch_size if training else 0,
     )
 
 
@@ -76,6 +77,17 @@ class Source(abc.ABC):
         """
         share, extra = divmod(self.num_examples(split), num_workers)
         return [share + (w < extra) for w in range(num_workers)]
+
+    def steps_per_epoch(self, split: str, global_batch: int, parts: int) -> int:
+        """The steps of an epoch read in `parts` parts of global_batch / parts images each:
+        as many as the part with the fewest images can fill, so that none runs out first."""
+        steps = min(self.worker_examples(split, parts)) // (global_batch // parts)
+        if steps < 1:
+            raise ConfigError(
+                f"data.global_batch_size={global_batch} is larger than the "
+                f"{self.num_examples(split)} {split!r} images of {self.description}"
+            )
+        return steps
 
     def check_workers(self, split: str, num_workers: int) -> None:  # noqa: B027
         """Raises DataError if `split` cannot be divided between `num_workers` workers.

@@ -77,11 +77,12 @@ class HorovodRuntime(Runtime):
         return contextlib.nullcontext()
 
     def distribute_dataset(self, dataset_fn):
-        size, rank = self.hvd.size(), self.hvd.rank()
         device = self.tower_devices[0] if self.tower_devices else devices.accelerators()[1][0]
-        return as_iterated(devices.prefetched_to(device, dataset_fn))(
-            tf.distribute.InputContext(size, rank, size)
-        )
+        return as_iterated(devices.prefetched_to(device, dataset_fn))(self._input_context())
+
+    def _input_context(self) -> tf.distribute.InputContext:
+        size = self.hvd.size()
+        return tf.distribute.InputContext(size, self.hvd.rank(), size)
 
     def all_reduce_sum(self, value):
         flat = tf.nest.flatten(value)
@@ -125,4 +126,9 @@ def _device_of(variable) -> str:
 
 
 def horovod(cfg: DistributeConfig) -> HorovodRuntime:
+    if cfg.elastic:
+        _import_horovod()  # the install hint, before elastic.py imports Horovod
+        from alexnet_dist.distribute.elastic import ElasticHorovodRuntime
+
+        return ElasticHorovodRuntime(cfg)
     return HorovodRuntime(cfg)

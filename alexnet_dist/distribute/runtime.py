@@ -23,6 +23,9 @@ class Runtime(abc.ABC):
     # on two devices (distribute.devices_per_replica=2, or model.tower_devices in a
     # one-replica run); None: the whole model on the replica's one device.
     tower_devices: list[str] | None = None
+    # Whether workers may leave and join during the run (elastic Horovod): then nothing
+    # collective may run before `run`, where the state is synchronised.
+    elastic = False
 
     @property
     @abc.abstractmethod
@@ -38,6 +41,12 @@ class Runtime(abc.ABC):
     @abc.abstractmethod
     def worker_index(self) -> int:
         """This process's index in [0, num_workers)."""
+
+    @property
+    def input_pipelines(self) -> int:
+        """How many disjoint parts a training epoch is read in: one per worker, or one
+        stream that every worker reads its slice of (elastic Horovod)."""
+        return self.num_workers
 
     @property
     def is_chief(self) -> bool:
@@ -84,6 +93,20 @@ class Runtime(abc.ABC):
     def broadcast_variables(self, variables: list) -> None:
         """Makes every process hold rank 0's values (a strategy keeps them in sync itself)."""
         return None
+
+    def prepare(self, variables: list, rng_states: list) -> None:
+        """Before the first step: the same state everywhere (`broadcast_variables`), but each
+        replica its own dropout masks (`offset_by_replica`)."""
+        self.broadcast_variables(variables)
+        self.offset_by_replica(rng_states)
+
+    def run(self, train: Callable[[], Any]) -> Any:
+        """Runs the training loop `train()`; elastic Horovod runs it again after a rank is
+        lost or added, from the last commit."""
+        return train()
+
+    def step_done(self, step: int) -> None:  # noqa: B027
+        """After each training step (elastic Horovod commits the state every N)."""
 
     @abc.abstractmethod
     def offset_by_replica(self, variables: list) -> None:

@@ -55,7 +55,6 @@ class Checkpointer:
     ):
         """`state`: further trackables to checkpoint (the plateau schedule, the loss scale)."""
         self.directory = directory
-        self.write = write
         self.keep = keep
         # The optimizer comes built (its slots exist), so restore fills them.
         self.optimizer = optimizer
@@ -78,11 +77,21 @@ class Checkpointer:
         }
         self._optional = {"evaluated_step": self.evaluated_step, **state}
         self._checkpoint = tf.train.Checkpoint(**self._core, **self._optional)
-        self._scratch = None if write else tempfile.mkdtemp(prefix="alexnet-ckpt-")
-        root = directory if write else self._scratch
-        self._manager = self._make_manager(root, keep, "ckpt")
-        self._best = self._make_manager(os.path.join(root, BEST_NAME), 1, BEST_NAME)
+        self._scratch = None
+        self.set_write(write)
         self.best_top1 = self._read_best().get("top1", -1.0)
+
+    def set_write(self, write: bool) -> None:
+        """Whether this process saves into `directory`: the chief's role, which moves
+        when elastic Horovod loses rank 0."""
+        if getattr(self, "write", None) == write:
+            return
+        self.close()
+        self.write = write
+        self._scratch = None if write else tempfile.mkdtemp(prefix="alexnet-ckpt-")
+        root = self.directory if write else self._scratch
+        self._manager = self._make_manager(root, self.keep, "ckpt")
+        self._best = self._make_manager(os.path.join(root, BEST_NAME), 1, BEST_NAME)
 
     def _make_manager(self, directory: str, keep: int, name: str):
         return tf.train.CheckpointManager(
@@ -228,6 +237,7 @@ class Checkpointer:
     def close(self) -> None:
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
+            self._scratch = None
 
 
 def checkpoint_dir(run_dir: str) -> str:

@@ -9,14 +9,14 @@ import keras
 import tensorflow as tf
 
 from alexnet_dist import runs
-from alexnet_dist.config import Config, ConfigError
+from alexnet_dist.config import Config
 from alexnet_dist.data import sources
 from alexnet_dist.data.pipeline import InputSpec
 from alexnet_dist.data.schema import DataError
 from alexnet_dist.distribute import Runtime, create_runtime
 from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint
 from alexnet_dist.training.preemption import EXIT_PREEMPTED, PreemptionFlag
-from alexnet_dist.training.state import build_state
+from alexnet_dist.training.state import TrainState, build_state
 from alexnet_dist.training.summaries import Meter, Summaries, conv1_filters, input_grid
 
 log = logging.getLogger(__name__)
@@ -72,39 +72,38 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     keras.utils.set_random_seed(cfg.trainer.seed)
     runtime = create_runtime(cfg.distribute, cfg.model.tower_devices)
     preemption.install()
-    if not runtime.is_chief:  # one console: the chief's
-        logging.getLogger("alexnet_dist").setLevel(logging.WARNING)
     global_batch = cfg.data.global_batch_size
-    replica_batch = runtime.per_replica_batch(global_batch, "data.global_batch_size")
-    eval_batch = runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
-
     source = sources.create(cfg.data)
-    labels = source.labels
     if runtime.is_chief:  # for alexnet-eval and alexnet-export
-        runs.write_run_info(run_dir, cfg, labels)
-    for split in (cfg.data.train_split, cfg.data.val_split):  # before any worker waits
-        source.check_workers(split, runtime.num_workers)
-    num_train = source.num_examples(cfg.data.train_split)
-    val_batches = _datasets(runtime, source, sources.input_spec(cfg, False, eval_batch))
-    # As many steps as the worker with the fewest images can fill: none runs out first.
-    worker_batch = global_batch // runtime.num_workers
-    steps_per_epoch = min(source.worker_examples(cfg.data.train_split, runtime.num_workers))
-    steps_per_epoch //= worker_batch
-    if steps_per_epoch < 1:
-        raise ConfigError(
-            f"data.global_batch_size={global_batch} is larger than the "
-            f"{num_train} training images of {source.description}"
-        )
+        runs.write_run_info(run_dir, cfg, source.labels)
+    parts = runtime.input_pipelines
+    source.check_workers(cfg.data.train_split, parts)  # before any worker waits
+    steps_per_epoch = source.steps_per_epoch(cfg.data.train_split, global_batch, parts)
     total_steps = steps_per_epoch * cfg.trainer.epochs
     if cfg.trainer.max_steps:
         total_steps = min(total_steps, cfg.trainer.max_steps)
-
     state = build_state(
-        cfg, runtime, run_dir, len(labels), steps_per_epoch, total_steps, preemption.flag
+        cfg, runtime, run_dir, len(source.labels), steps_per_epoch, total_steps, preemption.flag
+    )
+    return runtime.run(lambda: _epochs(cfg, run_dir, runtime, source, state, preemption))
+
+
+def _epochs(cfg, run_dir, runtime: Runtime, source, state: TrainState, preemption) -> dict:
+    """The epochs from the state's step on; run again from a commit by elastic Horovod
+    after the workers changed, so everything that depends on them is made here."""
+    logging.getLogger("alexnet_dist").setLevel(
+        logging.INFO if runtime.is_chief else logging.WARNING
     )
     model, optimizer, schedule = state.model, state.optimizer, state.schedule
     loss_scale, checkpointer = state.loss_scale, state.checkpointer
     train_step, eval_step = state.train_step, state.eval_step
+    checkpointer.set_write(runtime.is_chief)
+    steps_per_epoch, total_steps = state.steps_per_epoch, state.total_steps
+    global_batch = cfg.data.global_batch_size
+    replica_batch = runtime.per_replica_batch(global_batch, "data.global_batch_size")
+    eval_batch = runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
+    source.check_workers(cfg.data.val_split, runtime.num_workers)
+    val_batches = _datasets(runtime, source, sources.input_spec(cfg, False, eval_batch))
     summaries = Summaries(run_dir, write=runtime.is_chief)
     summaries.hparams(dataclasses.asdict(cfg), [("val", "top1"), ("val", "top5"), ("val", "loss")])
     profile = cfg.trainer.profile_steps if runtime.is_chief else None
@@ -112,11 +111,10 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     log.info(
         "AlexNet %s: %s parameters, %d classes, input %dx%d; %d training images of %s, "
         "global batch %d (%d per replica x %d replicas), %d steps per epoch, %d steps in all",
-        cfg.model.variant, f"{model.count_params():,}", len(labels), cfg.model.image_size,
-        cfg.model.image_size, num_train, source.description, global_batch, replica_batch,
-        runtime.num_replicas, steps_per_epoch, total_steps,
+        cfg.model.variant, f"{model.count_params():,}", len(source.labels), cfg.model.image_size,
+        cfg.model.image_size, source.num_examples(cfg.data.train_split), source.description,
+        global_batch, replica_batch, runtime.num_replicas, steps_per_epoch, total_steps,
     )  # fmt: skip
-
     step = checkpointer.step
     val: dict[str, float] = {}
 
@@ -173,6 +171,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
                 log.info("profile of steps %d-%d written to %s", *profile, summaries.logdir)
             stop = float(sums.pop("stop")) > 0
             _check_finite(sums, step, checkpointer)
+            runtime.step_done(step)
             meter.add(sums, data_wait=waited)
             if step % cfg.trainer.log_every_steps == 0 or step == epoch_end:
                 _report(summaries, meter, optimizer, loss_scale, epoch, step, total_steps,

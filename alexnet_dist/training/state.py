@@ -37,6 +37,8 @@ class TrainState:
     checkpointer: Checkpointer
     train_step: Callable  # batch -> global sums (training.step.make_train_step)
     eval_step: Callable
+    steps_per_epoch: int
+    total_steps: int
 
 
 def build_state(
@@ -84,16 +86,18 @@ def build_state(
     if towers:
         _log_traffic(cfg, model, towers, global_batch // runtime.num_replicas)
     checkpointer.restore_latest()
-    # Same start everywhere: rank 0's initial or restored weights and optimizer state...
-    runtime.broadcast_variables(
+    # Same start everywhere: rank 0's initial or restored weights and optimizer state,
+    # but not the same dropout masks: each replica draws its own.
+    runtime.prepare(
         model.variables
         + optimizer.variables
         + [checkpointer.epoch, checkpointer.evaluated_step]
-        + [v for module in extra.values() for v in module.variables]
+        + [v for module in extra.values() for v in module.variables],
+        checkpointer.rng_states,
     )
-    # ...but not the same dropout masks: each replica draws its own.
-    runtime.offset_by_replica(checkpointer.rng_states)
-    if runtime.num_replicas > 1:  # what each step spends summing gradients, next to its time
+    # What each step spends summing gradients, next to its time (a collective: not
+    # before an elastic run's first synchronisation).
+    if runtime.num_replicas > 1 and not runtime.elastic:
         log.info(time_all_reduce(runtime, model.trainable_variables).describe())
 
     jit_compile = cfg.trainer.jit_compile
@@ -106,7 +110,10 @@ def build_state(
         model_input=sources.model_input(cfg),
     )  # fmt: skip
     eval_step = make_eval_step(model, runtime, sources.model_input(cfg))
-    return TrainState(model, optimizer, schedule, loss_scale, checkpointer, train_step, eval_step)
+    return TrainState(
+        model, optimizer, schedule, loss_scale, checkpointer, train_step, eval_step,
+        steps_per_epoch, total_steps,
+    )  # fmt: skip
 
 
 def _log_traffic(cfg: Config, model, towers: list[str], replica_batch: int) -> None:

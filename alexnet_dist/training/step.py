@@ -53,6 +53,11 @@ def _by_variable(fn: Callable, grads: list, variables: list) -> list:
     return out
 
 
+def _batch_share(labels: tf.Tensor, global_batch: int) -> tf.Tensor:
+    """This replica's fraction of the global batch."""
+    return tf.cast(tf.shape(labels)[0], tf.float32) / global_batch
+
+
 def make_train_step(
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,
@@ -89,9 +94,12 @@ def make_train_step(
     """
     variables = model.trainable_variables
     decayed = {id(v) for v in decayed_variables(model)}
-    decay = weight_decay / runtime.num_replicas
 
     def forward_backward(inputs, labels):
+        # Each replica adds its share of the decay, in proportion to its share of the
+        # global batch: the shares sum to wd * w even when they are unequal (elastic
+        # Horovod splits the batch over whatever ranks there are).
+        decay = weight_decay * _batch_share(labels, global_batch)
         images = model_input(inputs) if model_input else inputs
         log_probs = tf.nn.log_softmax(tf.cast(model(images, training=True), tf.float32))
         sums = _sums(labels, log_probs, label_smoothing)
@@ -124,7 +132,10 @@ def make_train_step(
             overflows = runtime.all_reduce_sum(1.0 - tf.cast(finite, tf.float32))
             poison = tf.where(overflows > 0, float("nan"), 0.0)
             grads = _by_variable(lambda g, v: g + poison, grads, variables)
-            sums["skipped"] = tf.cast(overflows > 0, tf.float32) / runtime.num_replicas
+            # Summed over replicas: 1.0.
+            sums["skipped"] = tf.cast(overflows > 0, tf.float32) * _batch_share(
+                labels, global_batch
+            )
         grads = runtime.reduce_gradients(grads, variables)
         optimizer.apply_gradients(zip(grads, variables, strict=True))
         if stop_flag is not None:

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from alexnet_dist.data import augment, stats
-from alexnet_dist.data.pipeline import InputSpec, list_shards, make_dataset
+from alexnet_dist.data.pipeline import BatchSlices, InputSpec, list_shards, make_dataset
 from alexnet_dist.data.schema import DataError
 
 
@@ -287,3 +287,33 @@ def test_runtimes_iterate_the_input_without_the_autotune_loop_unless_asked(shape
         iterated = runtime.distribute_dataset(lambda ctx, s=train: make_dataset(s))
         assert iterated.options().autotune.enabled is autotuned, parallel_calls
         assert next(iter(iterated))[0]["pixels"].dtype == tf.uint8
+
+
+def test_batch_slices_of_any_worker_count_make_up_the_one_worker_epoch(shapes_records):
+    # Elastic Horovod's input: with 1, 2 or 3 workers (3 does not divide the batch of 8:
+    # shares of 3, 3 and 2), the workers' slices of each step, put together, are the
+    # one-worker batch: the same images with the same crops and flips. So is a resume
+    # mid-epoch with another worker count (skip_batches counts global batches).
+    records, _ = shapes_records
+    one = list(make_dataset(spec(records), epoch=1))
+    for workers in (1, 2, 3):
+        parts = [_slice(records, BatchSlices(workers, w, workers)) for w in range(workers)]
+        assert [len(p) for p in parts] == [len(one) - 4] * workers
+        for step, whole in enumerate(one[4:]):
+            for key in ("pixels", "mirror"):
+                joined = np.concatenate([p[step][0][key] for p in parts])
+                np.testing.assert_array_equal(joined, whole[0][key])
+            np.testing.assert_array_equal(np.concatenate([p[step][1] for p in parts]), whole[1])
+
+
+def _slice(records, context: BatchSlices) -> list:
+    """One worker's batches of epoch 1 from step 5 on (4 global batches skipped)."""
+    start, end = context.share(8)
+    worker_spec = spec(records, batch_size=end - start, global_batch=8)
+    return list(make_dataset(worker_spec, epoch=1, skip_batches=4, input_context=context))
+
+
+def test_batch_slices_share_a_batch_out_whole():
+    shares = [BatchSlices(3, w, 3).share(8) for w in range(3)]
+    assert shares == [(0, 3), (3, 6), (6, 8)]
+    assert [BatchSlices(4, w, 4).share(8) for w in range(4)] == [(0, 2), (2, 4), (4, 6), (6, 8)]

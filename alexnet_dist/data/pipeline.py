@@ -19,6 +19,7 @@ exactly the batches it would have seen.
 """
 
 import dataclasses
+import functools
 import os
 
 import tensorflow as tf
@@ -191,6 +192,39 @@ def make_dataset(
     return batch_to_equal_steps(ds, spec.batch_size, per_worker).prefetch(tf.data.AUTOTUNE)
 
 
+def training_epochs(
+    spec: InputSpec,
+    epochs: range,
+    steps: int,
+    skip_batches: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """The training batches of `epochs`, one after the other: each epoch's first `steps`
+    (as `make_dataset` gives them), the first `skip_batches` of the first epoch left out.
+
+    One dataset for the run, whose epoch is a tensor: a dataset built per epoch
+    added its functions to TensorFlow's function library every epoch, which never
+    frees them (2.8 MB an epoch in the demo; tools/soak.py). Each epoch keeps to
+    `steps` batches, so a worker with more images than the others does not run into
+    the next epoch.
+    """
+    first = epochs.start
+    if spec.service:  # the service's job names are per epoch: built one by one
+        parts = [
+            make_dataset(spec, e, skip_batches if e == first else 0, input_context) for e in epochs
+        ]
+        return functools.reduce(tf.data.Dataset.concatenate, parts)
+    if spec.cache:  # the cache, made outside the epochs' function, is shared by all epochs
+        records(spec, first, input_context)
+
+    def epoch(e: tf.Tensor) -> tf.data.Dataset:
+        skip = tf.where(e == first, tf.constant(skip_batches, tf.int64), 0)
+        return make_dataset(spec, e, skip, input_context).take(steps - skip)
+
+    ds = tf.data.Dataset.range(first, epochs.stop).flat_map(epoch)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def records(
     spec: InputSpec, epoch: int = 0, input_context: tf.distribute.InputContext | None = None
 ) -> tf.data.Dataset:
@@ -306,9 +340,7 @@ def image_seeds(epoch_seed: int, index: tf.Tensor, workers: int, worker: int):
 
     Distinct per worker: position `index` of each worker's stream is another image.
     """
-    seed = tf.stack(
-        [tf.constant(epoch_seed, tf.int64), tf.cast(index, tf.int64) * workers + worker]
-    )
+    seed = tf.stack([tf.cast(epoch_seed, tf.int64), tf.cast(index, tf.int64) * workers + worker])
     return tf.unstack(tf.random.experimental.stateless_split(seed, 2))
 
 

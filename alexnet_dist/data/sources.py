@@ -106,6 +106,24 @@ class Source(abc.ABC):
         """One epoch of `spec.split` for this worker: (inputs, labels int32) batches, with
         inputs as `pipeline.make_dataset` describes (uint8 pixels, lighting shifts)."""
 
+    def training_input(
+        self,
+        spec: InputSpec,
+        epochs: range,
+        steps: int,
+        skip_batches: int = 0,
+        input_context: tf.distribute.InputContext | None = None,
+    ) -> tf.data.Dataset:
+        """The training batches of `epochs` one after the other, `steps` from each, the
+        first `skip_batches` of the first epoch left out (`pipeline.training_epochs`)."""
+        parts = [
+            self.dataset(spec, e, skip_batches if e == epochs.start else 0, input_context).take(
+                steps - (skip_batches if e == epochs.start else 0)
+            )
+            for e in epochs
+        ]
+        return functools.reduce(tf.data.Dataset.concatenate, parts)
+
     def reading(self, split: str):
         """Context for iterating a dataset of `split`: errors that name the culprit."""
         return contextlib.nullcontext()
@@ -133,6 +151,11 @@ class Records(Source):
         shard_errors.check_present(self.data_dir, spec.split)
         spec = dataclasses.replace(spec, data_dir=self.data_dir, num_classes=len(self.labels))
         return pipeline.make_dataset(spec, epoch, skip_batches, input_context)
+
+    def training_input(self, spec, epochs, steps, skip_batches=0, input_context=None):
+        shard_errors.check_present(self.data_dir, spec.split)
+        spec = dataclasses.replace(spec, data_dir=self.data_dir, num_classes=len(self.labels))
+        return pipeline.training_epochs(spec, epochs, steps, skip_batches, input_context)
 
     def reading(self, split):
         return shard_errors.naming_bad_shards(self.data_dir, split, len(self.labels))

@@ -11,7 +11,6 @@ import tensorflow as tf
 from alexnet_dist import runs
 from alexnet_dist.config import Config
 from alexnet_dist.data import sources
-from alexnet_dist.data.pipeline import InputSpec
 from alexnet_dist.data.schema import DataError
 from alexnet_dist.distribute import Runtime, create_runtime
 from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint
@@ -20,15 +19,6 @@ from alexnet_dist.training.state import TrainState, build_state
 from alexnet_dist.training.summaries import Meter, Summaries, conv1_filters, input_grid
 
 log = logging.getLogger(__name__)
-
-
-def _datasets(runtime: Runtime, source: sources.Source, spec: InputSpec, **kwargs):
-    """A distributed dataset; each worker builds its own with its per-replica batch."""
-
-    def dataset_fn(ctx: tf.distribute.InputContext):
-        return source.dataset(spec, input_context=ctx, **kwargs)
-
-    return runtime.distribute_dataset(dataset_fn)
 
 
 def evaluate(cfg: Config, eval_step, source: sources.Source, batches) -> dict[str, float]:
@@ -103,7 +93,10 @@ def _epochs(cfg, run_dir, runtime: Runtime, source, state: TrainState, preemptio
     replica_batch = runtime.per_replica_batch(global_batch, "data.global_batch_size")
     eval_batch = runtime.per_replica_batch(cfg.data.eval_batch_size, "data.eval_batch_size")
     source.check_workers(cfg.data.val_split, runtime.num_workers)
-    val_batches = _datasets(runtime, source, sources.input_spec(cfg, False, eval_batch))
+    val_spec = sources.input_spec(cfg, False, eval_batch)
+    val_batches = runtime.distribute_dataset(
+        lambda ctx: source.dataset(val_spec, input_context=ctx)
+    )
     summaries = Summaries(run_dir, write=runtime.is_chief)
     summaries.hparams(dataclasses.asdict(cfg), [("val", "top1"), ("val", "top5"), ("val", "loss")])
     profile = cfg.trainer.profile_steps if runtime.is_chief else None
@@ -134,18 +127,17 @@ def _epochs(cfg, run_dir, runtime: Runtime, source, state: TrainState, preemptio
     at_epoch_end = step > 0 and (step % steps_per_epoch == 0 or step == total_steps)
     if at_epoch_end and int(checkpointer.evaluated_step.numpy()) != step:
         val = evaluate_epoch()  # preempted between the epoch's last step and its evaluation
+    # One input for all the epochs left (`pipeline.training_epochs` says why).
+    spec = sources.input_spec(cfg, True, replica_batch, run_dir)
+    epochs = range(step // steps_per_epoch, -(-total_steps // steps_per_epoch))
+    skip = step - epochs.start * steps_per_epoch
+    iterator = iter(runtime.distribute_dataset(
+        lambda ctx: source.training_input(spec, epochs, steps_per_epoch, skip, ctx)
+    )) if epochs else None  # fmt: skip
     while step < total_steps:
         epoch = step // steps_per_epoch
         epoch_end = min((epoch + 1) * steps_per_epoch, total_steps)
         meter = Meter()
-        batches = _datasets(
-            runtime,
-            source,
-            sources.input_spec(cfg, True, replica_batch, run_dir),
-            epoch=epoch,
-            skip_batches=step - epoch * steps_per_epoch,
-        )
-        iterator = iter(batches)
         first = True
         while True:
             waited = time.perf_counter()

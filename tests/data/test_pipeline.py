@@ -3,7 +3,13 @@ import pytest
 import tensorflow as tf
 
 from alexnet_dist.data import augment, stats
-from alexnet_dist.data.pipeline import BatchSlices, InputSpec, list_shards, make_dataset
+from alexnet_dist.data.pipeline import (
+    BatchSlices,
+    InputSpec,
+    list_shards,
+    make_dataset,
+    training_epochs,
+)
 from alexnet_dist.data.schema import DataError
 
 
@@ -317,3 +323,19 @@ def test_batch_slices_share_a_batch_out_whole():
     shares = [BatchSlices(3, w, 3).share(8) for w in range(3)]
     assert shares == [(0, 3), (3, 6), (6, 8)]
     assert [BatchSlices(4, w, 4).share(8) for w in range(4)] == [(0, 2), (2, 4), (4, 6), (6, 8)]
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_one_input_for_several_epochs_is_those_epochs_one_after_the_other(shapes_records, cache):
+    # The training input is built once per run (its epoch is a tensor); it must give
+    # exactly the batches of the per-epoch datasets, `steps` of each, the skipped ones
+    # of the first epoch left out (a resumed run).
+    records, _ = shapes_records
+    s = spec(records, cache=cache)
+    want = [b for e in (2, 3, 4) for b in list(make_dataset(s, epoch=e))[:12]][5:]
+    got = list(training_epochs(s, range(2, 5), steps=12, skip_batches=5))
+    assert len(got) == len(want) == 3 * 12 - 5
+    for (xg, yg), (xw, yw) in zip(got, want, strict=True):
+        np.testing.assert_array_equal(xg["pixels"], xw["pixels"])
+        np.testing.assert_array_equal(xg["mirror"], xw["mirror"])
+        np.testing.assert_array_equal(yg, yw)

@@ -132,6 +132,18 @@ def make_dataset(
         raise ValueError(
             f"crop size {spec.crop_size} is larger than the resize size {spec.resize_size}"
         )
+    if spec.training and not spec.service:
+        return training_epochs(spec, range(epoch, epoch + 1), None, skip_batches, input_context)
+    return _epoch(spec, epoch, skip_batches, input_context)
+
+
+def _epoch(
+    spec: InputSpec,
+    epoch: int | tf.Tensor,
+    skip_batches: int | tf.Tensor,
+    input_context: tf.distribute.InputContext | None,
+) -> tf.data.Dataset:
+    """One epoch, as `make_dataset` describes it; `epoch` a tensor inside `training_epochs`."""
     sliced = spec.training and isinstance(input_context, BatchSlices)
     if sliced:  # one record order for all: seeds and skips as in a one-worker run
         share = input_context.share(spec.global_batch)
@@ -195,12 +207,12 @@ def make_dataset(
 def training_epochs(
     spec: InputSpec,
     epochs: range,
-    steps: int,
+    steps: int | None,
     skip_batches: int = 0,
     input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """The training batches of `epochs`, one after the other: each epoch's first `steps`
-    (as `make_dataset` gives them), the first `skip_batches` of the first epoch left out.
+    (all of them with None), the first `skip_batches` of the first epoch left out.
 
     One dataset for the run, whose epoch is a tensor: a dataset built per epoch
     added its functions to TensorFlow's function library every epoch, which never
@@ -210,19 +222,30 @@ def training_epochs(
     """
     first = epochs.start
     if spec.service:  # the service's job names are per epoch: built one by one
-        parts = [
-            make_dataset(spec, e, skip_batches if e == first else 0, input_context) for e in epochs
-        ]
+        parts = []
+        for e in epochs:
+            skip = skip_batches if e == first else 0
+            ds = _epoch(spec, e, skip, input_context)
+            parts.append(ds if steps is None else ds.take(steps - skip))
         return functools.reduce(tf.data.Dataset.concatenate, parts)
     if spec.cache:  # the cache, made outside the epochs' function, is shared by all epochs
         records(spec, first, input_context)
 
     def epoch(e: tf.Tensor) -> tf.data.Dataset:
+        # The order is a function of (spec.seed, epoch) alone, not of TensorFlow's global
+        # seed; and tf.data compares its seeds in Python, which fails for a tensor seed
+        # when the global seed is 0.
+        tf.compat.v1.get_default_graph().seed = None
         skip = tf.where(e == first, tf.constant(skip_batches, tf.int64), 0)
-        return make_dataset(spec, e, skip, input_context).take(steps - skip)
+        ds = _epoch(spec, e, skip, input_context)
+        return ds if steps is None else ds.take(steps - skip)
 
-    ds = tf.data.Dataset.range(first, epochs.stop).flat_map(epoch)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # AutoGraph has nothing to convert here (no tensor decides a Python branch); it
+    # would only warn about every library function the epoch's construction calls.
+    ds = tf.data.Dataset.range(first, epochs.stop).flat_map(
+        tf.autograph.experimental.do_not_convert(epoch)
+    )
+    return autotuned_if_asked(ds.prefetch(tf.data.AUTOTUNE), spec)  # options stay inside
 
 
 def records(

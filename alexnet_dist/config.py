@@ -149,19 +149,15 @@ class DistributeConfig:
     # GPUs); 1: the whole model on one device.
     devices_per_replica: int = 1
     collective: str = "auto"  # multiworker all-reduce: auto | ring | nccl
-    # multiworker: how long a worker waits for the others to join before it stops with
-    # an error naming the peers it cannot reach (0: wait for ever).
+    # multiworker: how long a worker waits for the others to join (0: for ever)
     timeout_s: float = 300.0
-    # multiworker and horovod: how long a peer may stop answering during training
-    # (a hung or stopped process, a dead node's host) before every other worker
-    # stops with an error naming it (0: wait for ever). Horovod counts it per
-    # collective, so it must also cover work only the chief does between steps:
-    # writing a checkpoint to slow storage.
+    # multiworker and horovod: how long a peer may stop answering (hung, stopped, its node
+    # gone) before the others stop naming it (0: for ever). Horovod counts it per
+    # collective: it must also cover the chief's checkpoint writes between steps.
     peer_timeout_s: float = 60.0
     fp16_allreduce: bool = False  # horovod: send gradients as float16 (half the traffic)
-    # horovod, started by horovodrun --min-np/--max-np (distribute/elastic.py): ranks may
-    # leave and join; the survivors roll back to the last commit and go on. The global
-    # batch stays data.global_batch_size, split over the ranks there are.
+    # horovod under horovodrun --min-np/--max-np: ranks may leave and join, the others go
+    # on from the last commit with the same global batch (distribute/elastic.py)
     elastic: bool = False
     commit_every_steps: int = 10  # elastic: steps between in-memory commits of the state
 
@@ -327,6 +323,10 @@ def _validate_distribute(cfg: DistributeConfig) -> None:
     for key in ("timeout_s", "peer_timeout_s"):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"distribute.{key} must be >= 0, got {getattr(cfg, key)!r}")
+    if cfg.commit_every_steps < 1:
+        raise ConfigError(
+            f"distribute.commit_every_steps must be positive, got {cfg.commit_every_steps}"
+        )
     hosts_cluster = cfg.backend == "multiworker" and cfg.cluster == "hosts"
     if hosts_cluster and (not cfg.hosts or cfg.task_index is None):
         raise ConfigError(
@@ -343,17 +343,13 @@ def _validate_elastic(cfg: Config) -> None:
             f"distribute.elastic=true is elastic Horovod; distribute={cfg.distribute.backend} "
             "has a fixed set of workers (use distribute=horovod)"
         )
-    if cfg.data.source not in ("shapes", "tfrecord") or cfg.data.service:
+    data = cfg.data
+    if data.source not in ("shapes", "tfrecord") or data.service or not data.deterministic:
         raise ConfigError(
-            "distribute.elastic=true re-splits each epoch's record order between the ranks "
-            "there are: it needs data.source=tfrecord or shapes, read in this process "
-            f"(got data.source={cfg.data.source}, data.service={cfg.data.service})"
+            "distribute.elastic=true splits each epoch's one record order between the ranks "
+            "there are: it needs data.source=tfrecord or shapes, data.deterministic=true and "
+            f"no data.service (got {data.source}, {data.deterministic}, {data.service})"
         )
-    if not cfg.data.deterministic:
-        raise ConfigError("distribute.elastic=true needs data.deterministic=true: every rank "
-                          "must read the records in the same order")  # fmt: skip
-    if (every := cfg.distribute.commit_every_steps) < 1:
-        raise ConfigError(f"distribute.commit_every_steps must be positive, got {every}")
 
 
 # What mirroring a two-device replica would cost (README, "the paper's two-GPU split at scale").

@@ -25,6 +25,7 @@ import os
 import tensorflow as tf
 
 from alexnet_dist.data import augment, schema
+from alexnet_dist.data.batch_slices import BatchSlices
 from alexnet_dist.data.shard_errors import checked_label
 
 
@@ -58,25 +59,6 @@ class InputSpec:
     num_classes: int = 0
     # Training: the batch of all workers together, which `BatchSlices` splits.
     global_batch: int = 0
-
-
-class BatchSlices(tf.distribute.InputContext):
-    """A training epoch split by batch, not by file: every worker reads the one record
-    order of the epoch and decodes only its slice of each global batch.
-
-    Elastic Horovod needs it: when the number of workers changes mid-epoch, the
-    survivors go on from the same place in the same order, so every image of the
-    epoch is still trained on once. Each worker reads all the records (the bytes,
-    not the decoding) and augments an image as a one-worker run would: its seed is
-    its place in the epoch, whoever decodes it. Evaluation still splits by file.
-    """
-
-    def share(self, global_batch: int) -> tuple[int, int]:
-        """[start, end) of this worker's slice; the first global_batch % workers get one more."""
-        base, extra = divmod(global_batch, self.num_input_pipelines)
-        worker = self.input_pipeline_id
-        start = worker * base + min(worker, extra)
-        return start, start + base + (worker < extra)
 
 
 def list_shards(data_dir: str, split: str) -> list[str]:

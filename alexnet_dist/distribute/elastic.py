@@ -34,7 +34,7 @@ from horovod.common.elastic import State, notification_manager
 from horovod.common.exceptions import HostsUpdatedInterrupt
 
 from alexnet_dist.config import ConfigError, DistributeConfig
-from alexnet_dist.data.pipeline import BatchSlices
+from alexnet_dist.data.batch_slices import BatchSlices
 from alexnet_dist.distribute.horovod import HorovodRuntime
 
 log = logging.getLogger(__name__)

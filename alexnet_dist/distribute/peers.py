@@ -36,7 +36,11 @@ def lost_peer(error: BaseException, timeout_s: float, worker_index: int) -> str 
         # The heartbeat to the coordination service timed out: its host did not answer.
         who = "worker 0, which runs the coordination service," if worker_index else "a worker"
         return f"{who} did not answer within {bound}; every worker stops"
-    if "Horovod has been shut down" in text:
+    # The collective that was pending when Gloo gave up carries Gloo's own message
+    # ("Timed out waiting 5000ms for recv operation", "Connection reset by peer"); the
+    # ones after it, Horovod's.
+    horovod_op = "HorovodGroupedAllreduce" in text or "HorovodAllreduce" in text
+    if "Horovod has been shut down" in text or (horovod_op and "gloo" in text.lower()):
         return (
             f"a Horovod collective failed: another rank exited, or did not answer within "
             f"{bound} (Gloo's timeout); see the other ranks' output for an error of their own"

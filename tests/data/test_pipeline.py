@@ -3,8 +3,8 @@ import pytest
 import tensorflow as tf
 
 from alexnet_dist.data import augment, stats
+from alexnet_dist.data.batch_slices import BatchSlices
 from alexnet_dist.data.pipeline import (
-    BatchSlices,
     InputSpec,
     list_shards,
     make_dataset,

@@ -21,11 +21,13 @@ exactly the batches it would have seen.
 import dataclasses
 import functools
 import os
+from collections.abc import Callable
 
 import tensorflow as tf
 
 from alexnet_dist.data import augment, schema
 from alexnet_dist.data.batch_slices import BatchSlices
+from alexnet_dist.data.eval_input import batch_to_equal_steps, eval_image, images_per_worker
 from alexnet_dist.data.shard_errors import checked_label
 
 
@@ -204,12 +206,9 @@ def training_epochs(
     """
     first = epochs.start
     if spec.service:  # the service's job names are per epoch: built one by one
-        parts = []
-        for e in epochs:
-            skip = skip_batches if e == first else 0
-            ds = _epoch(spec, e, skip, input_context)
-            parts.append(ds if steps is None else ds.take(steps - skip))
-        return functools.reduce(tf.data.Dataset.concatenate, parts)
+        return epochs_one_by_one(
+            lambda e, skip: _epoch(spec, e, skip, input_context), epochs, steps, skip_batches
+        )
     if spec.cache:  # the cache, made outside the epochs' function, is shared by all epochs
         records(spec, first, input_context)
 
@@ -228,6 +227,22 @@ def training_epochs(
         tf.autograph.experimental.do_not_convert(epoch)
     )
     return autotuned_if_asked(ds.prefetch(tf.data.AUTOTUNE), spec)  # options stay inside
+
+
+def epochs_one_by_one(
+    make_epoch: Callable[[int, int], tf.data.Dataset],
+    epochs: range,
+    steps: int | None,
+    skip_batches: int = 0,
+) -> tf.data.Dataset:
+    """`training_epochs` for an input whose epoch must be a Python int: make_epoch(epoch,
+    skip) for each epoch, built now and concatenated."""
+    parts = []
+    for e in epochs:
+        skip = skip_batches if e == epochs.start else 0
+        ds = make_epoch(e, skip)
+        parts.append(ds if steps is None else ds.take(steps - skip))
+    return functools.reduce(tf.data.Dataset.concatenate, parts)
 
 
 def records(
@@ -304,17 +319,6 @@ def _epoch_seed(spec: InputSpec, epoch: int) -> int:
     return spec.seed * 1_000_003 + epoch
 
 
-def images_per_worker(data_dir: str, split: str, files: list[str], workers: int) -> list[int]:
-    """How many images each worker's shards (files[w::workers]) hold, from the split report."""
-    counts = schema.read_split_info(data_dir, split)["shards"]
-    missing = [os.path.basename(f) for f in files if os.path.basename(f) not in counts]
-    if missing:
-        raise schema.DataError(
-            f"shard(s) {missing[:3]} in {data_dir} are not in its {split}.json report"
-        )
-    return [sum(counts[os.path.basename(f)] for f in files[w::workers]) for w in range(workers)]
-
-
 def _interleave(files: tf.data.Dataset, count: int, deterministic: bool) -> tf.data.Dataset:
     return files.interleave(
         tf.data.TFRecordDataset,
@@ -367,30 +371,3 @@ def train_element(crop: tuple, lighting_seed, spec: InputSpec) -> dict[str, tf.T
     if spec.lighting_std:
         element["lighting"] = augment.lighting_shift(spec.lighting_std, lighting_seed)
     return element
-
-
-def eval_image(image: tf.Tensor, spec: InputSpec) -> dict[str, tf.Tensor]:
-    """Evaluation preprocessing: resize, then the centre crop or the paper's 10 crops."""
-    image = augment.resize_shorter_side(image, spec.resize_size)
-    if spec.eval_crops == 10:
-        return {"pixels": augment.ten_crops(image, spec.crop_size)}
-    return {"pixels": augment.center_crop(image, spec.crop_size)}
-
-
-def batch_to_equal_steps(ds, batch_size: int, per_worker: list[int]) -> tf.data.Dataset:
-    """Batches one worker's evaluation images and appends empty batches, so that every
-    worker runs as many evaluation steps as the busiest.
-
-    Each step sums over all workers, so every worker must take part in each one;
-    a worker with fewer images sends empty batches. No image is dropped or counted
-    twice.
-
-    Args:
-        per_worker: the number of images each worker holds.
-    """
-    steps = max(-(-n // batch_size) for n in per_worker)
-    ds = ds.batch(batch_size)
-    empty = tf.data.Dataset.from_tensors(
-        tf.nest.map_structure(lambda s: tf.zeros([0, *s.shape[1:]], s.dtype), ds.element_spec)
-    )
-    return ds.concatenate(empty.repeat()).take(steps)

@@ -24,7 +24,7 @@ import zlib
 import tensorflow as tf
 
 from alexnet_dist.config import Config, ConfigError, DataConfig
-from alexnet_dist.data import augment, pipeline, schema, shapes, shard_errors
+from alexnet_dist.data import augment, eval_input, pipeline, schema, shapes, shard_errors
 from alexnet_dist.data.pipeline import InputSpec
 
 log = logging.getLogger(__name__)
@@ -115,14 +115,11 @@ class Source(abc.ABC):
         input_context: tf.distribute.InputContext | None = None,
     ) -> tf.data.Dataset:
         """The training batches of `epochs` one after the other, `steps` from each, the
-        first `skip_batches` of the first epoch left out (`pipeline.training_epochs`)."""
-        parts = [
-            self.dataset(spec, e, skip_batches if e == epochs.start else 0, input_context).take(
-                steps - (skip_batches if e == epochs.start else 0)
-            )
-            for e in epochs
-        ]
-        return functools.reduce(tf.data.Dataset.concatenate, parts)
+        first `skip_batches` of the first epoch left out (`pipeline.training_epochs`).
+        Here each epoch's dataset is built up front; Records builds one for the run."""
+        return pipeline.epochs_one_by_one(
+            lambda e, skip: self.dataset(spec, e, skip, input_context), epochs, steps, skip_batches
+        )
 
     def reading(self, split: str):
         """Context for iterating a dataset of `split`: errors that name the culprit."""
@@ -145,7 +142,7 @@ class Records(Source):
 
     def worker_examples(self, split, num_workers):
         files = pipeline.check_enough_shards(self.data_dir, split, num_workers)
-        return pipeline.images_per_worker(self.data_dir, split, files, num_workers)
+        return eval_input.images_per_worker(self.data_dir, split, files, num_workers)
 
     def dataset(self, spec, epoch=0, skip_batches=0, input_context=None):
         shard_errors.check_present(self.data_dir, spec.split)
@@ -226,11 +223,11 @@ class TFDS(Source):
             ds = ds.batch(spec.batch_size, drop_remainder=True)
         else:
             ds = ds.map(
-                lambda image, label: (pipeline.eval_image(image, spec), label),
+                lambda image, label: (eval_input.eval_image(image, spec), label),
                 num_parallel_calls=pipeline.parallel_calls(spec),
             )
             counts = self.worker_examples(spec.split, workers)
-            ds = pipeline.batch_to_equal_steps(ds, spec.batch_size, counts)
+            ds = eval_input.batch_to_equal_steps(ds, spec.batch_size, counts)
         return ds.prefetch(tf.data.AUTOTUNE)
 
 

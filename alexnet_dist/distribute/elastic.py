@@ -11,7 +11,7 @@ starts a rank on it, the others stop at their next commit, and every rank
 takes rank 0's state before going on.
 
 The global batch stays `data.global_batch_size`, split over the ranks there
-are (`pipeline.BatchSlices`), so the learning rate, the schedule, the step
+are (`alexnet_dist/data/batch_slices.py`), so the learning rate, the schedule, the step
 count and the order of images do not change with the world size: a run that
 lost and regained ranks trains on the same batches as one that did not, and
 its checkpoints resume in any other run. Horovod's own examples keep the batch

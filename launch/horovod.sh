@@ -3,6 +3,9 @@
 #
 #   launch/horovod.sh -np 4 -H host1:2,host2:2 [--run-dir DIR] -- [hydra overrides...]
 #   launch/horovod.sh -np 2 -H localhost:2 --gloo -- debug=tiny
+#   ALEXNET_HOSTS_FILE=hosts.txt launch/horovod.sh --gloo -np 4 --min-np 2 --max-np 4 \
+#     --host-discovery-script launch/discover_hosts.sh --blacklist-cooldown-range 10 100 \
+#     -- distribute.elastic=true      # elastic: ranks may leave and join (README)
 #
 # Arguments before `--` go to horovodrun (add --gloo where there is no MPI);
 # --run-dir pins the shared run directory (default: a new one under runs/horovod),

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.faults.test_hung_peer import HOROVODRUN, _worker
+from tests.faults.test_hung_peer import HOROVODRUN, _worker, environ
 from tests.helpers import REPO
 
 pytestmark = [pytest.mark.faults, pytest.mark.fault_elastic, pytest.mark.multiprocess,
@@ -76,8 +76,13 @@ def test_training_goes_on_when_a_rank_dies_and_takes_it_back_when_its_host_retur
         )  # fmt: skip
     try:
         _wait_for(log, r"step 5/")
-        hosts.write_text("localhost:1\n")
-        os.kill(_worker(proc.pid, "HOROVOD_RANK", "1"), signal.SIGKILL)
+        # Which host gets rank 0 is Horovod's choice; the one that leaves is rank 1's.
+        victim = _worker(proc.pid, "HOROVOD_RANK", "1")
+        lost_host = environ(victim)["HOROVOD_HOSTNAME"]
+        assert lost_host in ("localhost", "127.0.0.1"), lost_host
+        survivor = "127.0.0.1" if lost_host == "localhost" else "localhost"
+        hosts.write_text(f"{survivor}:1\n")
+        os.kill(victim, signal.SIGKILL)
         lost = _wait_for(
             log,
             r"a collective failed: a rank exited or stopped answering; 2 -> 1 ranks, this is "

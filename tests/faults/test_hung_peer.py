@@ -42,6 +42,12 @@ def _descendants(pid: int) -> list[int]:
     return children + [d for c in children for d in _descendants(c)]
 
 
+def environ(pid: int) -> dict[str, str]:
+    """The environment process `pid` was started with."""
+    with open(f"/proc/{pid}/environ") as f:
+        return dict(v.split("=", 1) for v in f.read().split("\0") if "=" in v)
+
+
 def _worker(root: int, variable: str, value: str) -> int:
     """The training process under `root` whose environment has variable=value."""
     for pid in _descendants(root):
@@ -49,8 +55,7 @@ def _worker(root: int, variable: str, value: str) -> int:
             with open(f"/proc/{pid}/cmdline") as f:
                 if "alexnet_dist.train" not in f.read():
                     continue
-            with open(f"/proc/{pid}/environ") as f:
-                env = dict(v.split("=", 1) for v in f.read().split("\0") if "=" in v)
+            env = environ(pid)
         except OSError:
             continue
         if variable == "TF_CONFIG" and f'"index": {value}' in env.get(variable, ""):

@@ -2,6 +2,7 @@
 
     alexnet-bench-step [--variant paper] [--batch 64] [--steps 10]
     alexnet-bench-step --devices-per-replica 2 --xla off     # towers on 2 devices
+    alexnet-bench-step --variant owt --owt-hybrid --devices-per-replica 4 --xla off
     horovodrun -np 2 alexnet-bench-step --backend horovod ...
     TF_CONFIG=... alexnet-bench-step --backend multiworker   # one per worker
 
@@ -12,8 +13,10 @@ image's mirror decision and lighting shift), so the step includes the float work
 `--batch` is per replica; the figure is images/s over all replicas (rank 0
 prints it). The first two steps (tracing, XLA compilation) are not timed.
 With --json, each figure is a JSON line that also holds the last step's loss.
-Without GPUs, `--devices-per-replica 2` gives each process two logical CPUs
-that stand in for them. tools/bench_towers.py runs every layout.
+Without GPUs, `--devices-per-replica K` gives each process K logical CPUs
+that stand in for them. tools/bench_towers.py runs every layout. With
+`--owt-hybrid` the one-tower network runs as the 2014 hybrid on the K devices
+(models/owt_hybrid.py); `--batch` is then per device, as in data parallelism.
 """
 
 import argparse
@@ -42,7 +45,9 @@ def images_per_second(args, runtime, policy: str, jit_compile: bool) -> tuple[fl
     """(images/s over all replicas, the last step's mean loss)."""
     keras.mixed_precision.set_dtype_policy(policy)
     try:
-        global_batch = args.batch * runtime.num_replicas
+        # The hybrid splits a replica's batch over its devices: --batch images each.
+        replica_batch = args.batch * (args.devices_per_replica if args.owt_hybrid else 1)
+        global_batch = replica_batch * runtime.num_replicas
         fp16 = policy == "mixed_float16"
         with runtime.scope():
             model = build_alexnet(
@@ -57,13 +62,13 @@ def images_per_second(args, runtime, policy: str, jit_compile: bool) -> tuple[fl
             loss_scale=LossScale() if fp16 else None, model_input=augment.model_input,
         )  # fmt: skip
         size = args.image_size or DEFAULT_IMAGE_SIZE[args.variant]
-        pixels = tf.random.uniform((args.batch, size, size, 3), 0, 256, tf.int32)
+        pixels = tf.random.uniform((replica_batch, size, size, 3), 0, 256, tf.int32)
         inputs = {
             "pixels": tf.cast(pixels, tf.uint8),
-            "mirror": tf.random.uniform((args.batch,)) < 0.5,
-            "lighting": tf.random.normal((args.batch, 3), stddev=5.0),
+            "mirror": tf.random.uniform((replica_batch,)) < 0.5,
+            "lighting": tf.random.normal((replica_batch, 3), stddev=5.0),
         }
-        batch = (inputs, tf.random.uniform((args.batch,), 0, 1000, tf.int32))
+        batch = (inputs, tf.random.uniform((replica_batch,), 0, 1000, tf.int32))
         for _ in range(2):
             float(step(batch)["loss_sum"])
         start = time.perf_counter()
@@ -89,24 +94,35 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--xla", choices=["off", "on", "both"], default="both")
     parser.add_argument("--backend", choices=["single", "multiworker", "horovod"], default="single")
-    parser.add_argument("--devices-per-replica", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--devices-per-replica", type=int, default=1)
+    parser.add_argument(
+        "--owt-hybrid", action="store_true", help="--variant owt on K devices, the 2014 way"
+    )
     parser.add_argument("--json", action="store_true", help="one JSON line per figure")
     args = parser.parse_args(argv)
+    if args.owt_hybrid and (args.variant != "owt" or args.devices_per_replica < 2):
+        parser.error("--owt-hybrid runs --variant owt on --devices-per-replica K >= 2")
     per_replica = args.devices_per_replica
     stand_ins = (
         per_replica if per_replica > 1 and not tf.config.list_physical_devices("GPU") else None
     )
     runtime = create_runtime(
         DistributeConfig(
-            backend=args.backend, devices_per_replica=per_replica, logical_cpus=stand_ins
+            backend=args.backend,
+            devices_per_replica=per_replica,
+            owt_hybrid=args.owt_hybrid,
+            logical_cpus=stand_ins,
         )
     )
     xla = {"off": [False], "on": [True], "both": [False, True]}[args.xla]
     if runtime.is_chief and not args.json:
+        where = f"towers on {runtime.tower_devices or 'one device'}"
+        per = "replica"
+        if args.owt_hybrid:
+            where, per = f"the 2014 hybrid on {runtime.tower_devices}", "device"
         print(
-            f"{args.variant} AlexNet, width {args.width}, batch {args.batch} per replica x "
-            f"{runtime.num_replicas}, towers on {runtime.tower_devices or 'one device'}, "
-            f"{args.steps} steps"
+            f"{args.variant} AlexNet, width {args.width}, batch {args.batch} per {per} x "
+            f"{runtime.num_replicas} replica(s), {where}, {args.steps} steps"
         )
         print(f"{'precision':<16} {'XLA':<5} {'images/s':>9}")
     for policy, jit in itertools.product(args.policies, xla):

@@ -146,8 +146,11 @@ class DistributeConfig:
     logical_cpus: int | None = None
     # 2: the paper's split inside every replica: tower a on the replica's first
     # device, tower b on its second (single, or horovod with one rank per pair of
-    # GPUs); 1: the whole model on one device.
+    # GPUs); 1: the whole model on one device; K >= 2 with owt_hybrid: the 2014 hybrid.
     devices_per_replica: int = 1
+    # model=owt over each replica's devices_per_replica devices as Krizhevsky's "One weird
+    # trick" (2014): convolutions data-parallel, fc6-fc8 split by units (models/owt_hybrid.py)
+    owt_hybrid: bool = False
     collective: str = "auto"  # multiworker all-reduce: auto | ring | nccl
     # multiworker: how long a worker waits for the others to join (0: for ever)
     timeout_s: float = 300.0
@@ -365,18 +368,24 @@ _MIRRORED_TOWERS = (
 def _validate_placement(cfg: Config) -> None:
     """Model parallelism: which combinations of towers, devices and backends can work."""
     per_replica = cfg.distribute.devices_per_replica
-    if per_replica not in (1, 2):
-        raise ConfigError(f"distribute.devices_per_replica must be 1 or 2, got {per_replica!r}")
+    if cfg.distribute.owt_hybrid:
+        _validate_owt_hybrid(cfg)
+    elif per_replica not in (1, 2):
+        raise ConfigError(
+            f"distribute.devices_per_replica must be 1 or 2, got {per_replica!r} (more devices "
+            "per replica: distribute.owt_hybrid=true with model=owt)"
+        )
     if cfg.distribute.logical_cpus is not None and cfg.distribute.logical_cpus < 1:
         raise ConfigError(
             f"distribute.logical_cpus must be positive, got {cfg.distribute.logical_cpus!r}"
         )
     towers = cfg.model.tower_devices
-    split = per_replica == 2 or bool(towers)
-    if per_replica == 2 and cfg.model.variant != "paper":
+    split = per_replica > 1 or bool(towers)
+    if per_replica == 2 and cfg.model.variant != "paper" and not cfg.distribute.owt_hybrid:
         raise ConfigError(
             "distribute.devices_per_replica=2 places the paper network's two towers on two "
-            f"devices, but model.variant={cfg.model.variant!r} has one tower"
+            f"devices, but model.variant={cfg.model.variant!r} has one tower (to spread it over "
+            "devices the 2014 way: distribute.owt_hybrid=true)"
         )
     if per_replica == 2 and towers:
         raise ConfigError(
@@ -388,13 +397,47 @@ def _validate_placement(cfg: Config) -> None:
             f"model.tower_devices places the towers of a one-replica run; with "
             f"distribute={cfg.distribute.backend} use distribute.devices_per_replica=2"
         )
-    if per_replica == 2 and cfg.distribute.backend in ("mirrored", "multiworker"):
+    if per_replica > 1 and cfg.distribute.backend in ("mirrored", "multiworker"):
         raise ConfigError(
-            f"distribute.devices_per_replica=2 does not work with "
+            f"distribute.devices_per_replica={per_replica} does not work with "
             f"distribute={cfg.distribute.backend}: {_MIRRORED_TOWERS}"
         )
     if split and cfg.trainer.jit_compile:
         raise ConfigError(
-            "trainer.jit_compile=true compiles a replica's step for one device; with the towers "
-            "on two devices (distribute.devices_per_replica=2 or model.tower_devices) leave it off"
+            "trainer.jit_compile=true compiles a replica's step for one device; with a replica "
+            "on several devices (distribute.devices_per_replica or model.tower_devices) leave "
+            "it off"
+        )
+
+
+def _validate_owt_hybrid(cfg: Config) -> None:
+    k = cfg.distribute.devices_per_replica
+    if cfg.model.variant != "owt":
+        raise ConfigError(
+            f"distribute.owt_hybrid=true spreads the one-tower network (model=owt) over devices, "
+            f"but model.variant={cfg.model.variant!r}; the paper network's own split is "
+            "distribute.devices_per_replica=2"
+        )
+    if k < 2:
+        raise ConfigError(
+            f"distribute.owt_hybrid=true spreads each replica over distribute.devices_per_replica"
+            f" devices; set it to 2 or more (it is {k})"
+        )
+    if cfg.distribute.backend not in ("single", "horovod"):
+        raise ConfigError(
+            f"distribute.owt_hybrid=true does not work with distribute={cfg.distribute.backend}:"
+            " tf.distribute would keep a copy of every fully connected shard on every device; "
+            "use distribute=single (one replica on K devices) or distribute=horovod (one rank "
+            "per K devices)"
+        )
+    if cfg.model.tower_devices:
+        raise ConfigError(
+            "distribute.owt_hybrid=true takes its devices from distribute.devices_per_replica; "
+            "leave model.tower_devices unset"
+        )
+    if cfg.data.global_batch_size % k:
+        raise ConfigError(
+            f"data.global_batch_size={cfg.data.global_batch_size} does not split evenly over the "
+            f"{k} devices of distribute.owt_hybrid=true (distribute.devices_per_replica={k}): "
+            "each device runs the convolutions on an equal share"
         )

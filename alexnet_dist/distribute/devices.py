@@ -63,6 +63,14 @@ def prefetched_to(device: str, dataset_fn):
     return fetched
 
 
+def batch_device(replica_devices: list[str] | None, owt_hybrid: bool = False) -> str:
+    """Where a replica's batches are prefetched to: its (first) device, or the host for
+    the 2014 hybrid, which splits each batch there and sends each device its part."""
+    if owt_hybrid:
+        return "/cpu:0"
+    return replica_devices[0] if replica_devices else accelerators()[1][0]
+
+
 def xla_by_default(tower_devices: list[str] | None) -> bool:
     """What trainer.jit_compile=null means: XLA where each replica runs on one GPU.
 
@@ -126,7 +134,7 @@ def split_host(devices: list[str], per_replica: int, kind: str) -> None:
     if len(devices) % per_replica:
         raise ConfigError(
             f"distribute.devices_per_replica={per_replica}: this host has {len(devices)} "
-            f"{kind} devices, an odd number, which does not split into groups of {per_replica}"
+            f"{kind} devices, which do not split into groups of {per_replica}"
         )
 
 

@@ -58,6 +58,7 @@ class HorovodRuntime(Runtime):
         if per_replica > 1:
             kind, local = devices.accelerators()
             self.tower_devices = devices.replica_devices(local, 0, 1, per_replica, kind)
+        self.owt_hybrid = cfg.owt_hybrid
         self.hvd = hvd
         self.compression = hvd.Compression.fp16 if cfg.fp16_allreduce else hvd.Compression.none
 
@@ -77,7 +78,7 @@ class HorovodRuntime(Runtime):
         return contextlib.nullcontext()
 
     def distribute_dataset(self, dataset_fn):
-        device = self.tower_devices[0] if self.tower_devices else devices.accelerators()[1][0]
+        device = devices.batch_device(self.tower_devices, self.owt_hybrid)
         return as_iterated(devices.prefetched_to(device, dataset_fn))(self._input_context())
 
     def _input_context(self) -> tf.distribute.InputContext:

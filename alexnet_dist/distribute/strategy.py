@@ -90,7 +90,7 @@ def single(cfg: DistributeConfig) -> StrategyRuntime:
     if cfg.devices_per_replica > 1:
         runtime.tower_devices = devices.replica_devices(local, 0, 1, cfg.devices_per_replica, kind)
     # The default strategy leaves batches on the host: copy them ahead of the step.
-    runtime.input_device = runtime.tower_devices[0] if runtime.tower_devices else local[0]
+    runtime.input_device = devices.batch_device(runtime.tower_devices, cfg.owt_hybrid)
     return runtime
 
 

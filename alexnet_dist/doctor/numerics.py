@@ -1,7 +1,7 @@
 """Trains k steps on fixed data through a distribution backend; the chief saves the weights.
 
     python -m alexnet_dist.doctor.numerics BACKEND STEPS PER_REPLICA_BATCH OUT.npz \
-        [fp16] [towers] [placement]
+        [fp16] [towers] [owt] [hybridK] [placement]
 
 (under TF_CONFIG for multiworker, under horovodrun for horovod)
 
@@ -13,6 +13,10 @@ step and runtime, at a small size (width 1/8, 67 pixels) that runs anywhere.
 
 Devices: mirrored takes every local GPU, or two logical CPUs without GPUs;
 `towers` puts each replica's two towers on two devices (devices_per_replica=2);
+`owt` trains the one-tower network instead of the paper's, and `hybridK` (hybrid2,
+hybrid4, ...) spreads it over K devices per replica as the 2014 paper does
+(distribute.owt_hybrid; from the one-device network's initial weights), saving
+the weights in the one-device network's form;
 Horovod gives each rank its own GPU (NCCL where Horovod was built with it) or
 the CPU (Gloo). TensorFloat-32 is off, so that GPUs multiply in float32 like
 the reference run does. `placement` also writes the op types that ran on each
@@ -30,11 +34,12 @@ import tensorflow as tf
 from alexnet_dist.config import DistributeConfig, OptimConfig
 from alexnet_dist.distribute import create_runtime, placement
 from alexnet_dist.models import build_alexnet
+from alexnet_dist.models.owt_hybrid import HybridOWT, gather, one_device_groups, scatter
 from alexnet_dist.training.optimizer import build_optimizer
 from alexnet_dist.training.step import make_train_step
 
 IMAGE, CLASSES, GLOBAL_EXAMPLES_SEED = 67, 5, 1234
-NUM_WEIGHTS = 30  # kernel and bias of 10 convolutions and 5 dense layers
+NUM_WEIGHTS = {"paper": 30, "owt": 16}  # kernel and bias of each convolution and dense layer
 
 
 def global_batches(steps: int, global_batch: int):
@@ -44,7 +49,13 @@ def global_batches(steps: int, global_batch: int):
     return images, labels
 
 
-def run(cfg: DistributeConfig, steps: int, replica_batch: int, placement_out: str | None = None):
+def run(
+    cfg: DistributeConfig,
+    steps: int,
+    replica_batch: int,
+    placement_out: str | None = None,
+    variant: str = "paper",
+):
     """The chief's weights after `steps` steps (None elsewhere). With `placement_out`,
     the op types that ran on each device in the first step go there as JSON."""
     runtime = create_runtime(cfg)
@@ -64,12 +75,18 @@ def run(cfg: DistributeConfig, steps: int, replica_batch: int, placement_out: st
         xs, ys = zip(*chunks, strict=True)
         return tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys)))
 
-    keras.utils.set_random_seed(0)
+    def network(devices=None):
+        keras.utils.set_random_seed(0)
+        return build_alexnet(
+            variant, CLASSES, IMAGE, width=0.125, dropout=0.0, init="he", tower_devices=devices
+        )
+
     with runtime.scope():
-        model = build_alexnet(
-            "paper", CLASSES, IMAGE, width=0.125, dropout=0.0, init="he",
-            tower_devices=runtime.tower_devices,
-        )  # fmt: skip
+        model = network(runtime.tower_devices)
+        groups = one_device_groups(model) if isinstance(model, HybridOWT) else None
+        if groups:  # the same start as the one-device network
+            for group, value in zip(groups, network().get_weights(), strict=True):
+                scatter(group, value)
         optimizer = build_optimizer(OptimConfig(), model, 0.05 * global_batch / 128)
     # A large decay, so that a wrong split of it between replicas shows in the weights.
     step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=0.05)
@@ -81,7 +98,9 @@ def run(cfg: DistributeConfig, steps: int, replica_batch: int, placement_out: st
                 json.dump({"tower_devices": runtime.tower_devices, "ops": ran}, f)
         else:
             step(batch)
-    return [np.asarray(w) for w in model.get_weights()] if runtime.is_chief else None
+    if not runtime.is_chief:
+        return None
+    return [gather(g) for g in groups] if groups else [np.asarray(w) for w in model.get_weights()]
 
 
 def load(path: str) -> list[np.ndarray]:
@@ -99,16 +118,20 @@ def relative_differences(got: list[np.ndarray], want: list[np.ndarray]) -> list[
     ]
 
 
-def config(backend: str, towers: bool = False, fp16_allreduce: bool = False) -> DistributeConfig:
+def config(
+    backend: str, towers: bool = False, fp16_allreduce: bool = False, hybrid: int = 0
+) -> DistributeConfig:
     """The backend's configuration on this machine's devices (see the module docstring)."""
     gpus = tf.config.list_physical_devices("GPU")
+    per_replica = hybrid or (2 if towers else 1)
     stand_ins = None
-    if not gpus and (towers or backend == "mirrored"):
-        stand_ins = 2  # two logical CPUs stand in for two GPUs
+    if not gpus and (per_replica > 1 or backend == "mirrored"):
+        stand_ins = max(per_replica, 2)  # logical CPUs stand in for GPUs
     return DistributeConfig(
         backend=backend,
         fp16_allreduce=fp16_allreduce,
-        devices_per_replica=2 if towers else 1,
+        devices_per_replica=per_replica,
+        owt_hybrid=bool(hybrid),
         logical_cpus=stand_ins,
     )
 
@@ -122,9 +145,11 @@ def main(argv=None) -> int:
     backend, steps, per_replica, out = argv[1], int(argv[2]), int(argv[3]), argv[4]
     options = argv[5:]
     tf.config.experimental.enable_tensor_float_32_execution(False)
-    cfg = config(backend, towers="towers" in options, fp16_allreduce="fp16" in options)
+    hybrid = next((int(o[len("hybrid") :]) for o in options if o.startswith("hybrid")), 0)
+    cfg = config(backend, "towers" in options, "fp16" in options, hybrid)
     placement_out = f"{out}.{rank()}.placement.json" if "placement" in options else None
-    weights = run(cfg, steps, per_replica, placement_out)
+    variant = "owt" if hybrid or "owt" in options else "paper"
+    weights = run(cfg, steps, per_replica, placement_out, variant)
     if weights is not None:
         np.savez(out, *weights)
     return 0

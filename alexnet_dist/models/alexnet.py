@@ -251,7 +251,9 @@ def build_alexnet(
         dropout: dropout rate before/after the hidden fully connected layers.
         tower_devices: for "paper", two device names (e.g. ["/gpu:0", "/gpu:1"]) to
             place tower a and tower b on, as the paper split the net over two GPUs;
-            for "owt", at most one. None keeps everything on the current device.
+            for "owt", one, or K >= 2 to spread it over K devices as Krizhevsky's 2014
+            paper does (models/owt_hybrid.py: data-parallel convolutions, fully
+            connected layers split by units). None keeps everything on the current device.
         init: "paper" (N(0, 0.01) weights, the paper's unit biases; for mean-subtracted
             0-255 pixels) or "he" (He normal, zero biases; for unit-variance inputs).
 
@@ -277,28 +279,34 @@ def build_alexnet(
             f"image_size={image_size} is too small for the {variant!r} AlexNet: "
             f"conv1 and three 3x3/2 poolings need at least {smallest} pixels"
         )
-    towers = 2 if variant == "paper" else 1
-    if tower_devices is not None and len(tower_devices) not in (0, towers):
+    if variant == "paper" and tower_devices is not None and len(tower_devices) not in (0, 2):
         raise ValueError(
-            f"tower_devices={list(tower_devices)!r}: the {variant!r} AlexNet has "
-            f"{towers} tower(s), so give {towers} device name(s) or none"
+            f"tower_devices={list(tower_devices)!r}: the 'paper' AlexNet has two towers, "
+            "so give two device names or none"
         )
 
-    if variant == "owt":
+    # A model placed on devices is built by running its layers eagerly, each under its
+    # device's scope, so that their variables are created there. (Calling the model first
+    # would build them in a symbolic trace, whose variables ignore the device scopes.)
+    if variant == "owt" and tower_devices is not None and len(tower_devices) > 1:
+        # Imported here: the hybrid's module builds on this one's layers.
+        from alexnet_dist.models.owt_hybrid import HybridOWT
+
+        model = HybridOWT(num_classes, image_size, width, dropout, tower_devices, init,
+                          name="alexnet_owt")  # fmt: skip
+        model.call(keras.ops.zeros((len(tower_devices), image_size, image_size, 3)))
+    elif variant == "owt":
         return _owt(num_classes, image_size, width, dropout, (tower_devices or [None])[0], init)
-    model = PaperAlexNet(
-        num_classes=num_classes,
-        image_size=image_size,
-        width=width,
-        dropout=dropout,
-        tower_devices=tower_devices,
-        init=init,
-        name="alexnet_paper",
-    )
-    # Build the layers by running them eagerly, each under its tower's device scope,
-    # so that their variables are created there. (Calling the model first would
-    # build them in a symbolic trace, whose variables ignore the device scopes.)
-    images = keras.ops.zeros((1, image_size, image_size, 3))
-    model.endpoints(images)
-    model(images)
+    else:
+        model = PaperAlexNet(
+            num_classes=num_classes,
+            image_size=image_size,
+            width=width,
+            dropout=dropout,
+            tower_devices=tower_devices,
+            init=init,
+            name="alexnet_paper",
+        )
+        model.endpoints(keras.ops.zeros((1, image_size, image_size, 3)))
+    model(keras.ops.zeros((len(tower_devices or [None]), image_size, image_size, 3)))
     return model

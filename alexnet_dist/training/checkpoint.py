@@ -21,6 +21,8 @@ import tempfile
 import keras
 import tensorflow as tf
 
+from alexnet_dist.training.checkpoint_twin import OneDeviceTwin, rng_states
+
 log = logging.getLogger(__name__)
 
 BEST_NAME = "best"
@@ -51,9 +53,11 @@ class Checkpointer:
         optimizer: keras.optimizers.Optimizer,
         keep: int,
         write: bool = True,
+        twin: OneDeviceTwin | None = None,
         **state: tf.Module,
     ):
-        """`state`: further trackables to checkpoint (the plateau schedule, the loss scale)."""
+        """`state`: further trackables to checkpoint (the plateau schedule, the loss scale);
+        `twin`: the one-device form in which a model spread over devices is saved."""
         self.directory = directory
         self.keep = keep
         # The optimizer comes built (its slots exist), so restore fills them.
@@ -64,8 +68,11 @@ class Checkpointer:
         self.evaluated_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="evaluated")
         # Dropout's random state is not among the model's checkpointed weights;
         # without it a resumed run would draw other masks than an uninterrupted one.
-        rng = [v for v in model.non_trainable_variables if "seed_generator" in v.path]
-        self.rng_states = rng
+        self.rng_states = rng_states(model)
+        # A model spread over devices is saved in its one-device form.
+        self._twin = twin
+        if twin:
+            model, optimizer = twin.model, twin.optimizer
         # Restore must match the core state exactly (a different model is an error);
         # the rest may be missing from a checkpoint, e.g. when a run switches to the
         # plateau schedule or to mixed_float16 on resume: it then starts fresh.
@@ -73,7 +80,7 @@ class Checkpointer:
             "model": model,
             "optimizer": optimizer,
             "epoch": self.epoch,
-            "rng_states": rng,
+            "rng_states": rng_states(model),
         }
         self._optional = {"evaluated_step": self.evaluated_step, **state}
         self._checkpoint = tf.train.Checkpoint(**self._core, **self._optional)
@@ -126,6 +133,8 @@ class Checkpointer:
                 log.warning("checkpoint %s is unreadable (%s); trying the one before", path, reason)
                 unreadable.append(path)
                 continue
+            if self._twin:
+                self._twin.scatter()
             if unreadable:
                 self._set_aside(unreadable, path)
                 log.warning(
@@ -181,6 +190,8 @@ class Checkpointer:
         latest = self._manager.latest_checkpoint
         if latest and latest.endswith(f"-{self.step}"):
             return latest if self.write else None  # this step is saved already
+        if self._twin:
+            self._twin.gather()
         with self._writing(f"ckpt-{self.step}", self._manager.directory):
             path = self._manager.save(checkpoint_number=self.step)
         return path if self.write else None
@@ -195,6 +206,8 @@ class Checkpointer:
             return None
         self.best_top1 = metrics["top1"]
         self.epoch.assign(epoch)
+        if self._twin:
+            self._twin.gather()
         with self._writing(f"best-{self.step}", self._best.directory):
             path = self._best.save(checkpoint_number=self.step)
             if not self.write:

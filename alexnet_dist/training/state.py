@@ -19,8 +19,10 @@ from alexnet_dist.data import sources
 from alexnet_dist.distribute import Runtime, devices
 from alexnet_dist.distribute.allreduce_timing import time_all_reduce
 from alexnet_dist.models import build_alexnet
-from alexnet_dist.models.traffic import tower_traffic
+from alexnet_dist.models.owt_hybrid import HybridOWT
+from alexnet_dist.models.traffic import hybrid_traffic, tower_traffic
 from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
+from alexnet_dist.training.checkpoint_twin import one_device_twin
 from alexnet_dist.training.loss_scale import LossScale
 from alexnet_dist.training.optimizer import LearningRate, build_optimizer, build_schedule
 from alexnet_dist.training.step import make_eval_step, make_train_step
@@ -66,7 +68,11 @@ def build_state(
         )
         schedule = build_schedule(cfg.optim, global_batch, steps_per_epoch, total_steps)
         fp16 = cfg.precision.policy == "mixed_float16"
-        optimizer = build_optimizer(cfg.optim, model, schedule, skip_non_finite=fp16)
+
+        def make_optimizer(m):
+            return build_optimizer(cfg.optim, m, schedule, skip_non_finite=fp16)
+
+        optimizer = make_optimizer(model)
         extra = {}  # what else a resumed run must continue from
         if schedule.plateau is not None:
             extra["plateau"] = schedule.plateau
@@ -81,6 +87,7 @@ def build_state(
             optimizer,
             cfg.trainer.keep_checkpoints,
             runtime.is_chief,
+            twin=one_device_twin(model, optimizer, make_optimizer),
             **extra,
         )
     if towers:
@@ -118,9 +125,13 @@ def build_state(
 
 def _log_traffic(cfg: Config, model, towers: list[str], replica_batch: int) -> None:
     compute = keras.mixed_precision.dtype_policy().compute_dtype  # float32, bfloat16, float16
-    traffic = tower_traffic(
-        model,
-        activation_bytes=4 if compute == "float32" else 2,
-        gradient_bytes=2 if cfg.distribute.fp16_allreduce else 4,
-    )
+    sizes = {
+        "activation_bytes": 4 if compute == "float32" else 2,
+        "gradient_bytes": 2 if cfg.distribute.fp16_allreduce else 4,
+    }
+    if isinstance(model, HybridOWT):
+        traffic = hybrid_traffic(model, **sizes)
+        log.info("%s", traffic.describe(replica_batch // len(towers)))
+        return
+    traffic = tower_traffic(model, **sizes)
     log.info("towers: a on %s, b on %s; %s", *towers, traffic.describe(replica_batch))

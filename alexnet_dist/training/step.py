@@ -53,6 +53,15 @@ def _by_variable(fn: Callable, grads: list, variables: list) -> list:
     return out
 
 
+def _logits(model: keras.Model, inputs, model_input: ModelInput) -> tf.Tensor:
+    """The model's training logits for a batch. A model that splits the batch over its
+    devices (models/owt_hybrid.py) takes the pipeline's inputs as they are and converts
+    each device's part on that device; any other takes the converted batch."""
+    if model_input is not None and getattr(model, "splits_batch", False):
+        return model(inputs, training=True, model_input=model_input)
+    return model(model_input(inputs) if model_input else inputs, training=True)
+
+
 def _batch_share(labels: tf.Tensor, global_batch: int) -> tf.Tensor:
     """This replica's fraction of the global batch."""
     return tf.cast(tf.shape(labels)[0], tf.float32) / global_batch
@@ -100,8 +109,7 @@ def make_train_step(
         # global batch: the shares sum to wd * w even when they are unequal (elastic
         # Horovod splits the batch over whatever ranks there are).
         decay = weight_decay * _batch_share(labels, global_batch)
-        images = model_input(inputs) if model_input else inputs
-        log_probs = tf.nn.log_softmax(tf.cast(model(images, training=True), tf.float32))
+        log_probs = tf.nn.log_softmax(tf.cast(_logits(model, inputs, model_input), tf.float32))
         sums = _sums(labels, log_probs, label_smoothing)
         loss = sums["loss_sum"] / global_batch
         if loss_scale is not None:

@@ -33,8 +33,8 @@ def finish(proc, timeout=240):
     assert proc.returncode == 0, err[-3000:]
 
 
-def assert_same_weights(got, want, initial):
-    assert len(got) == len(want) == NUM_WEIGHTS
+def assert_same_weights(got, want, initial, variant="paper"):
+    assert len(got) == len(want) == NUM_WEIGHTS[variant]
     for i, (w, w0) in enumerate(zip(want, initial, strict=True)):
         assert not np.array_equal(w, w0), f"weight {i} did not train"
     for i, rel in enumerate(relative_differences(got, want)):

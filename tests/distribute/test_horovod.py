@@ -64,6 +64,24 @@ def test_two_ranks_with_towers_on_two_devices_each_match_one_device(single_weigh
             assert "HorovodGroupedAllreduce" in ran["ops"][device], (rank, device)
 
 
+def test_two_ranks_of_the_2014_hybrid_on_two_devices_each_match_one_device(
+    single_owt_weights, tmp_path
+):
+    # Data parallelism over hybrid replicas: each rank splits its 8 images over its two
+    # logical CPUs in the convolutions and holds half of each fully connected layer; the
+    # ranks all-reduce the conv gradients and each shard's with the other rank's.
+    out = tmp_path / "w.npz"
+    driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(2 * PER_REPLICA)]
+    result = horovodrun([sys.executable, *driver, str(out), "hybrid2", "placement"])
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
+    assert_same_weights(load(out), *single_owt_weights, variant="owt")
+    for rank in (0, 1):
+        ran = json.loads((tmp_path / f"w.npz.{rank}.placement.json").read_text())
+        assert ran["tower_devices"] == ["/cpu:0", "/cpu:1"]
+        for device in ("CPU:0", "CPU:1"):  # each shard's gradients all-reduced on its device
+            assert "HorovodGroupedAllreduce" in ran["ops"][device], (rank, device)
+
+
 def test_fp16_allreduce_compresses_the_gradients(single_weights, tmp_path):
     out = tmp_path / "w.npz"
     driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(PER_REPLICA)]

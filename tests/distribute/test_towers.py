@@ -147,7 +147,7 @@ def test_a_host_gets_whole_pairs_of_devices():
     ]  # fmt: skip
     with pytest.raises(ConfigError, match="5 replica.*needs 10 GPU devices, but it has 8"):
         devices.replica_devices(gpus, 0, 5, 2, "GPU")
-    with pytest.raises(ConfigError, match="has 7 GPU devices, an odd number"):
+    with pytest.raises(ConfigError, match="has 7 GPU devices, which do not split into groups of 2"):
         devices.rank_devices(gpus[:7], 0, 3, 2)
     # What each Horovod rank takes: its pair of the host's GPUs, or the pair the
     # scheduler bound to it, or (one device per replica) its own GPU.

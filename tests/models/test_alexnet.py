@@ -145,7 +145,7 @@ def test_towers_are_placed_on_their_devices():
         ({"width": 0}, "width must be > 0"),
         ({"num_classes": 0}, "num_classes"),
         ({"dropout": 1.0}, "dropout"),
-        ({"tower_devices": ["/gpu:0"]}, "2 tower"),
+        ({"tower_devices": ["/gpu:0"]}, "has two towers, so give two device names"),
         ({"init": "xavier"}, "unknown init 'xavier'"),
     ],
 )

@@ -3,6 +3,8 @@
     alexnet-bench-step [--variant paper] [--batch 64] [--steps 10]
     alexnet-bench-step --devices-per-replica 2 --xla off     # towers on 2 devices
     alexnet-bench-step --variant owt --owt-hybrid --devices-per-replica 4 --xla off
+    horovodrun -np 2 alexnet-bench-step --backend horovod --variant owt --owt-hybrid \
+        --ranks-per-replica 2 --xla off                     # the hybrid over 2 ranks
     horovodrun -np 2 alexnet-bench-step --backend horovod ...
     TF_CONFIG=... alexnet-bench-step --backend multiworker   # one per worker
 
@@ -52,7 +54,7 @@ def images_per_second(args, runtime, policy: str, jit_compile: bool) -> tuple[fl
         with runtime.scope():
             model = build_alexnet(
                 args.variant, 1000, args.image_size, args.width,
-                tower_devices=runtime.tower_devices,
+                tower_devices=runtime.tower_devices, rank_group=runtime.rank_group,
             )  # fmt: skip
             optimizer = build_optimizer(
                 OptimConfig(), model, 0.01 * global_batch / 128, skip_non_finite=fp16
@@ -98,10 +100,15 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--owt-hybrid", action="store_true", help="--variant owt on K devices, the 2014 way"
     )
+    parser.add_argument("--ranks-per-replica", type=int, default=1, help="--owt-hybrid's K ranks")
     parser.add_argument("--json", action="store_true", help="one JSON line per figure")
     args = parser.parse_args(argv)
-    if args.owt_hybrid and (args.variant != "owt" or args.devices_per_replica < 2):
-        parser.error("--owt-hybrid runs --variant owt on --devices-per-replica K >= 2")
+    k = max(args.devices_per_replica, args.ranks_per_replica)
+    if args.owt_hybrid and (args.variant != "owt" or k < 2):
+        parser.error(
+            "--owt-hybrid runs --variant owt on --devices-per-replica K >= 2 or, with "
+            "--backend horovod, --ranks-per-replica K"
+        )
     per_replica = args.devices_per_replica
     stand_ins = (
         per_replica if per_replica > 1 and not tf.config.list_physical_devices("GPU") else None
@@ -111,6 +118,7 @@ def main(argv=None) -> int:
             backend=args.backend,
             devices_per_replica=per_replica,
             owt_hybrid=args.owt_hybrid,
+            ranks_per_replica=args.ranks_per_replica,
             logical_cpus=stand_ins,
         )
     )
@@ -120,9 +128,13 @@ def main(argv=None) -> int:
         per = "replica"
         if args.owt_hybrid:
             where, per = f"the 2014 hybrid on {runtime.tower_devices}", "device"
+        count = f"{runtime.num_replicas} replica(s)"
+        if runtime.rank_group is not None:  # the loop's replicas are the ranks
+            where = f"the 2014 hybrid over {runtime.rank_group.size} ranks per replica"
+            per, count = "rank", f"{runtime.num_replicas} ranks"
         print(
             f"{args.variant} AlexNet, width {args.width}, batch {args.batch} per {per} x "
-            f"{runtime.num_replicas} replica(s), {where}, {args.steps} steps"
+            f"{count}, {where}, {args.steps} steps"
         )
         print(f"{'precision':<16} {'XLA':<5} {'images/s':>9}")
     for policy, jit in itertools.product(args.policies, xla):

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from alexnet_dist.config import ConfigError, DistributeConfig
 from alexnet_dist.distribute import devices
+from alexnet_dist.distribute.rank_group import RankGroup
 from alexnet_dist.distribute.runtime import Runtime, as_iterated
 
 INSTALL_HINT = (
@@ -46,7 +47,12 @@ class HorovodRuntime(Runtime):
         # Under MPI (srun --mpi=pmix) Horovod's MPI controller has no such bound.
         timeout = str(int(cfg.peer_timeout_s)) if cfg.peer_timeout_s else str(2**31 // 1000)
         os.environ["HOROVOD_GLOO_TIMEOUT_SECONDS"] = timeout
-        hvd.init()
+        ranks_per_replica = cfg.ranks_per_replica
+        if ranks_per_replica > 1:  # groups of ranks talk among themselves
+            os.environ["HOROVOD_DYNAMIC_PROCESS_SETS"] = "1"
+            hvd.init(process_sets="dynamic")
+        else:
+            hvd.init()
         devices.use_logical_cpus(cfg.logical_cpus)
         per_replica = cfg.devices_per_replica
         gpus = tf.config.list_physical_devices("GPU")
@@ -60,6 +66,13 @@ class HorovodRuntime(Runtime):
             self.tower_devices = devices.replica_devices(local, 0, 1, per_replica, kind)
         self.owt_hybrid = cfg.owt_hybrid
         self.hvd = hvd
+        if ranks_per_replica > 1:
+            if hvd.size() % ranks_per_replica:
+                raise ConfigError(
+                    f"distribute.ranks_per_replica={ranks_per_replica} does not divide the "
+                    f"{hvd.size()} ranks into whole replicas"
+                )
+            self.rank_group = RankGroup(hvd, ranks_per_replica)
         self.compression = hvd.Compression.fp16 if cfg.fp16_allreduce else hvd.Compression.none
 
     @property
@@ -99,18 +112,30 @@ class HorovodRuntime(Runtime):
         # One all-reduce per device: with the towers on two devices, tower a's
         # gradients are summed among the tower-a devices of all ranks, tower b's
         # among the tower-b devices, each where it was computed (NCCL on GPUs).
-        by_device: dict[str, list[int]] = {}
+        # A shard of the hybrid over ranks is summed only among the ranks that hold
+        # the same shard in the other replicas: its gradient covers its group already.
+        sets: dict[tuple, list[int]] = {}
+        group = self.rank_group
         for i, v in enumerate(variables):
-            by_device.setdefault(_device_of(v), []).append(i)
-        reduced = [None] * len(grads)
-        for device, indices in by_device.items():
+            held = group is not None and group.holds(v)
+            sets.setdefault((_device_of(v), held), []).append(i)
+        reduced = list(grads)
+        for (device, held), indices in sets.items():
+            if held and group.shard_peers is None:
+                continue  # one replica: nobody else holds this shard
+            process_set = group.shard_peers if held else self.hvd.global_process_set
             with tf.device(device):
                 summed = self.hvd.grouped_allreduce(
-                    [grads[i] for i in indices], op=self.hvd.Sum, compression=self.compression
-                )
+                    [grads[i] for i in indices], op=self.hvd.Sum, compression=self.compression,
+                    process_set=process_set,
+                )  # fmt: skip
             for i, g in zip(indices, summed, strict=True):
                 reduced[i] = g
         return reduced
+
+    def batches_in_gradient(self, variable):
+        group = self.rank_group
+        return group.size if group is not None and group.holds(variable) else 1
 
     def offset_by_replica(self, variables):
         for v in variables:

@@ -26,6 +26,9 @@ class Runtime(abc.ABC):
     # Whether workers may leave and join during the run (elastic Horovod): then nothing
     # collective may run before `run`, where the state is synchronised.
     elastic = False
+    # The 2014 hybrid over Horovod ranks (distribute.ranks_per_replica): the ranks of this
+    # process's replica, which the model exchanges activations with (rank_group.py).
+    rank_group = None
 
     @property
     @abc.abstractmethod
@@ -85,6 +88,12 @@ class Runtime(abc.ABC):
         By default, what a strategy's `apply_gradients` does: one `all_reduce_sum`.
         """
         return self.all_reduce_sum(grads)
+
+    def batches_in_gradient(self, variable) -> int:
+        """How many replicas' batches this replica's gradient of `variable` already sums: 1,
+        or K for a fully connected shard of the 2014 hybrid over K ranks, which is computed
+        for the images of every rank of its group. The step scales its weight decay share."""
+        return 1
 
     def reduce_gradients(self, grads: list, variables: list) -> list:
         """The gradients the step hands to the optimizer: summed here unless the optimizer sums."""

@@ -1,7 +1,7 @@
 """Trains k steps on fixed data through a distribution backend; the chief saves the weights.
 
     python -m alexnet_dist.doctor.numerics BACKEND STEPS PER_REPLICA_BATCH OUT.npz \
-        [fp16] [towers] [owt] [hybridK] [placement]
+        [fp16] [towers] [owt] [hybridK] [ranks] [placement]
 
 (under TF_CONFIG for multiworker, under horovodrun for horovod)
 
@@ -15,8 +15,9 @@ Devices: mirrored takes every local GPU, or two logical CPUs without GPUs;
 `towers` puts each replica's two towers on two devices (devices_per_replica=2);
 `owt` trains the one-tower network instead of the paper's, and `hybridK` (hybrid2,
 hybrid4, ...) spreads it over K devices per replica as the 2014 paper does
-(distribute.owt_hybrid; from the one-device network's initial weights), saving
-the weights in the one-device network's form;
+(distribute.owt_hybrid), or with `ranks` over K Horovod ranks per replica
+(distribute.ranks_per_replica); both start from the one-device network's
+initial weights and save the weights in its form;
 Horovod gives each rank its own GPU (NCCL where Horovod was built with it) or
 the CPU (Gloo). TensorFloat-32 is off, so that GPUs multiply in float32 like
 the reference run does. `placement` also writes the op types that ran on each
@@ -34,7 +35,7 @@ import tensorflow as tf
 from alexnet_dist.config import DistributeConfig, OptimConfig
 from alexnet_dist.distribute import create_runtime, placement
 from alexnet_dist.models import build_alexnet
-from alexnet_dist.models.owt_hybrid import HybridOWT, gather, one_device_groups, scatter
+from alexnet_dist.training.checkpoint_twin import one_device_twin
 from alexnet_dist.training.optimizer import build_optimizer
 from alexnet_dist.training.step import make_train_step
 
@@ -57,7 +58,8 @@ def run(
     variant: str = "paper",
 ):
     """The chief's weights after `steps` steps (None elsewhere). With `placement_out`,
-    the op types that ran on each device in the first step go there as JSON."""
+    the op types that ran on each device in the first step, and the model's variables
+    (shape, device), go there as JSON."""
     runtime = create_runtime(cfg)
     global_batch = replica_batch * runtime.num_replicas
     images, labels = global_batches(steps, global_batch)
@@ -75,32 +77,39 @@ def run(
         xs, ys = zip(*chunks, strict=True)
         return tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys)))
 
-    def network(devices=None):
+    def network(devices=None, ranks=None):
         keras.utils.set_random_seed(0)
         return build_alexnet(
-            variant, CLASSES, IMAGE, width=0.125, dropout=0.0, init="he", tower_devices=devices
-        )
+            variant, CLASSES, IMAGE, width=0.125, dropout=0.0, init="he", tower_devices=devices,
+            rank_group=ranks,
+        )  # fmt: skip
+
+    def make_optimizer(m):
+        return build_optimizer(OptimConfig(), m, 0.05 * global_batch / 128)
 
     with runtime.scope():
-        model = network(runtime.tower_devices)
-        groups = one_device_groups(model) if isinstance(model, HybridOWT) else None
-        if groups:  # the same start as the one-device network
-            for group, value in zip(groups, network().get_weights(), strict=True):
-                scatter(group, value)
-        optimizer = build_optimizer(OptimConfig(), model, 0.05 * global_batch / 128)
+        model = network(runtime.tower_devices, runtime.rank_group)
+        optimizer = make_optimizer(model)
+        twin = one_device_twin(model, optimizer, make_optimizer)
+        if twin:  # the same start as the one-device network
+            twin.model.set_weights(network().get_weights())
+            twin.scatter()
     # A large decay, so that a wrong split of it between replicas shows in the weights.
     step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=0.05)
     for i, batch in enumerate(runtime.distribute_dataset(dataset_fn) if steps else []):
         if i == 0 and placement_out:
             ops = placement.trace(step, batch).ops.values()
             ran = {d: sorted({t for t, dev in ops if dev == d}) for _, d in ops}
+            held = {v.path: [list(v.shape), v.value.device] for v in model.trainable_variables}
             with open(placement_out, "w") as f:
-                json.dump({"tower_devices": runtime.tower_devices, "ops": ran}, f)
+                json.dump({"tower_devices": runtime.tower_devices, "ops": ran, "variables": held},
+                          f)  # fmt: skip
         else:
             step(batch)
-    if not runtime.is_chief:
-        return None
-    return [gather(g) for g in groups] if groups else [np.asarray(w) for w in model.get_weights()]
+    if twin:
+        twin.gather()  # every rank: a collective for the hybrid over ranks
+        model = twin.model
+    return [np.asarray(w) for w in model.get_weights()] if runtime.is_chief else None
 
 
 def load(path: str) -> list[np.ndarray]:
@@ -119,11 +128,15 @@ def relative_differences(got: list[np.ndarray], want: list[np.ndarray]) -> list[
 
 
 def config(
-    backend: str, towers: bool = False, fp16_allreduce: bool = False, hybrid: int = 0
+    backend: str,
+    towers: bool = False,
+    fp16_allreduce: bool = False,
+    hybrid: int = 0,
+    over_ranks: bool = False,
 ) -> DistributeConfig:
     """The backend's configuration on this machine's devices (see the module docstring)."""
     gpus = tf.config.list_physical_devices("GPU")
-    per_replica = hybrid or (2 if towers else 1)
+    per_replica = 1 if over_ranks else hybrid or (2 if towers else 1)
     stand_ins = None
     if not gpus and (per_replica > 1 or backend == "mirrored"):
         stand_ins = max(per_replica, 2)  # logical CPUs stand in for GPUs
@@ -132,6 +145,7 @@ def config(
         fp16_allreduce=fp16_allreduce,
         devices_per_replica=per_replica,
         owt_hybrid=bool(hybrid),
+        ranks_per_replica=hybrid if over_ranks else 1,
         logical_cpus=stand_ins,
     )
 
@@ -146,7 +160,7 @@ def main(argv=None) -> int:
     options = argv[5:]
     tf.config.experimental.enable_tensor_float_32_execution(False)
     hybrid = next((int(o[len("hybrid") :]) for o in options if o.startswith("hybrid")), 0)
-    cfg = config(backend, "towers" in options, "fp16" in options, hybrid)
+    cfg = config(backend, "towers" in options, "fp16" in options, hybrid, "ranks" in options)
     placement_out = f"{out}.{rank()}.placement.json" if "placement" in options else None
     variant = "owt" if hybrid or "owt" in options else "paper"
     weights = run(cfg, steps, per_replica, placement_out, variant)

@@ -239,6 +239,7 @@ def build_alexnet(
     dropout: float = 0.5,
     tower_devices: Sequence[str] | None = None,
     init: str = "paper",
+    rank_group=None,
 ) -> keras.Model:
     """Builds an AlexNet that maps (batch, size, size, 3) images to logits.
 
@@ -256,6 +257,8 @@ def build_alexnet(
             connected layers split by units). None keeps everything on the current device.
         init: "paper" (N(0, 0.01) weights, the paper's unit biases; for mean-subtracted
             0-255 pixels) or "he" (He normal, zero biases; for unit-variance inputs).
+        rank_group: for "owt", the Horovod ranks of this replica (distribute/rank_group.py)
+            to spread it over the 2014 way, one rank per device; this rank's part.
 
     Returns:
         A built `keras.Model` whose output is float logits of shape (batch, num_classes).
@@ -288,7 +291,17 @@ def build_alexnet(
     # A model placed on devices is built by running its layers eagerly, each under its
     # device's scope, so that their variables are created there. (Calling the model first
     # would build them in a symbolic trace, whose variables ignore the device scopes.)
-    if variant == "owt" and tower_devices is not None and len(tower_devices) > 1:
+    if variant == "owt" and rank_group is not None:
+        from alexnet_dist.models.owt_hybrid import RankShardOWT
+
+        model = RankShardOWT(num_classes, image_size, width, dropout, rank_group, init,
+                             name="alexnet_owt")  # fmt: skip
+        model.call(keras.ops.zeros((1, image_size, image_size, 3)))
+        # Its fully connected shards are its own: not broadcast, not summed within the group.
+        rank_group.hold(
+            [v for stage in ("fc6", "fc7", "fc8") for v in model.shards(stage)[0].weights]
+        )
+    elif variant == "owt" and tower_devices is not None and len(tower_devices) > 1:
         # Imported here: the hybrid's module builds on this one's layers.
         from alexnet_dist.models.owt_hybrid import HybridOWT
 

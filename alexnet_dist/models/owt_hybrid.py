@@ -63,34 +63,17 @@ def _part_sizes(batch: tf.Tensor, parts: int) -> tf.Tensor:
     return batch // parts + tf.cast(k < batch % parts, batch.dtype)
 
 
-@keras.saving.register_keras_serializable(package="alexnet_dist")
-class HybridOWT(keras.Model):
-    """The 2014 one-tower network on `devices` (K >= 2): data-parallel convolutions,
-    model-parallel fully connected layers.
+class SplitOWT(keras.Model):
+    """What both forms of the hybrid hold: the one-device network's convolutions and
+    dropouts, and the shards `held` (of K) of its fully connected layers."""
 
-    Use `build_alexnet("owt", ..., tower_devices=[K devices])` rather than this class.
-    """
-
-    # The train step hands it the input pipeline's batch as it is (`call`'s model_input).
-    splits_batch = True
-
-    def __init__(
-        self,
-        num_classes=1000,
-        image_size=224,
-        width=1.0,
-        dropout=0.5,
-        devices=("/cpu:0", "/cpu:1"),
-        init="paper",
-        **kwargs,
-    ):
+    def __init__(self, num_classes, image_size, width, dropout, init, shards, held, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.image_size = image_size
         self.width = width
         self.dropout_rate = dropout
         self.init = init
-        self.devices = list(devices)
         f = {k: _scaled(v, width) for k, v in OWT_FILTERS.items()}
         units = _scaled(OWT_UNITS, width)
         layers = keras.layers
@@ -117,25 +100,21 @@ class HybridOWT(keras.Model):
         self.dropout7 = layers.Dropout(dropout, name="dropout7")
         # Layers are attributes named like `fc6_0` (not lists) so that they are tracked by name.
         widths = {"fc6": units, "fc7": units, "fc8": num_classes}
+        self.widths, self.shard_count, self.held = widths, shards, list(held)
         for stage in FC_LAYERS:
             # float32 logits under mixed precision, as in the one-device network.
             activation, dtype = (None, "float32") if stage == "fc8" else ("relu", None)
-            for k, size in enumerate(shard_sizes(widths[stage], len(self.devices))):
+            sizes = shard_sizes(widths[stage], shards)
+            for k in self.held:
                 name = f"{stage}_{k}"
                 layer = layers.Dense(
-                    size, activation=activation, dtype=dtype, name=name,
+                    sizes[k], activation=activation, dtype=dtype, name=name,
                     **_initializers(stage, init),
                 )  # fmt: skip
                 setattr(self, name, layer)
 
-    @property
-    def input_dtype(self):
-        # Keras would cast float inputs to the compute dtype: the lighting shift must reach
-        # model_input in float32, as in the one-device step. Each layer casts for itself.
-        return "float32"
-
     def shards(self, stage: str) -> list:
-        return [getattr(self, f"{stage}_{k}") for k in range(len(self.devices))]
+        return [getattr(self, f"{stage}_{k}") for k in self.held]
 
     @staticmethod
     def _conv(layer, x):
@@ -161,6 +140,48 @@ class HybridOWT(keras.Model):
         for layer in (self.conv3, self.conv4, self.conv5):
             x = self._conv(layer, x)
         return self.dropout6(self.flatten(self.pool5(x)), training=training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "image_size": self.image_size,
+            "width": self.width,
+            "dropout": self.dropout_rate,
+            "init": self.init,
+        }
+
+
+@keras.saving.register_keras_serializable(package="alexnet_dist")
+class HybridOWT(SplitOWT):
+    """The 2014 one-tower network on `devices` (K >= 2) of one process: data-parallel
+    convolutions, model-parallel fully connected layers.
+
+    Use `build_alexnet("owt", ..., tower_devices=[K devices])` rather than this class.
+    """
+
+    # The train step hands it the input pipeline's batch as it is (`call`'s model_input).
+    splits_batch = True
+
+    def __init__(
+        self,
+        num_classes=1000,
+        image_size=224,
+        width=1.0,
+        dropout=0.5,
+        devices=("/cpu:0", "/cpu:1"),
+        init="paper",
+        **kwargs,
+    ):
+        k = len(devices)
+        super().__init__(num_classes, image_size, width, dropout, init, k, range(k), **kwargs)
+        self.devices = list(devices)
+
+    @property
+    def input_dtype(self):
+        # Keras would cast float inputs to the compute dtype: the lighting shift must reach
+        # model_input in float32, as in the one-device step. Each layer casts for itself.
+        return "float32"
 
     def _on_each(self, layers, inputs, **kwargs):
         """Device k applies layers[k] to inputs[k]."""
@@ -203,20 +224,48 @@ class HybridOWT(keras.Model):
             return keras.ops.concatenate(logits, axis=-1)
 
     def get_config(self):
-        return {
-            **super().get_config(),
-            "num_classes": self.num_classes,
-            "image_size": self.image_size,
-            "width": self.width,
-            "dropout": self.dropout_rate,
-            "devices": self.devices,
-            "init": self.init,
-        }
+        return {**super().get_config(), "devices": self.devices}
 
 
-def one_device_groups(model: HybridOWT) -> list[list]:
+@keras.saving.register_keras_serializable(package="alexnet_dist")
+class RankShardOWT(SplitOWT):
+    """One Horovod rank's part of the 2014 hybrid over the K ranks of a group
+    (distribute/rank_group.py): the convolutions, run on its own images, and shard
+    `group.index` of fc6, fc7 and fc8, computed for the images of every rank of the group.
+
+    Use `build_alexnet("owt", ..., rank_group=runtime.rank_group)` rather than this class.
+    """
+
+    def __init__(self, num_classes, image_size, width, dropout, group, init, **kwargs):
+        super().__init__(
+            num_classes, image_size, width, dropout, init, group.size, [group.index], **kwargs
+        )
+        self.group = group
+
+    def count_params(self):
+        """The whole network's parameters, as other forms of it report them."""
+        convs = sum(int(np.prod(v.shape)) for v in self.trainable_variables if "fc" not in v.path)
+        fcs = sum(
+            (shard.kernel.shape[0] + 1) * self.widths[stage]
+            for stage in FC_LAYERS
+            for shard in self.shards(stage)
+        )
+        return convs + fcs
+
+    def call(self, images, training=False):
+        group, (fc6,), (fc7,), (fc8,) = self.group, *(self.shards(s) for s in FC_LAYERS)
+        x = fc6(group.gather_rows(self._features(images, training), "features"))
+        x = group.gather_columns(self.dropout7(x, training=training), "fc6")
+        x = group.gather_columns(fc7(tf.ensure_shape(x, [None, self.widths["fc6"]])), "fc7")
+        logits = group.rows_home(fc8(tf.ensure_shape(x, [None, self.widths["fc7"]])),
+                                 tf.shape(images)[0])  # fmt: skip
+        return tf.ensure_shape(logits, [None, self.num_classes])
+
+
+def one_device_groups(model: SplitOWT) -> list[list]:
     """For each trainable variable of the one-device network, in its order: the variables of
-    `model` that hold it, to be concatenated along their last axis (the units)."""
+    `model` that hold it, to be concatenated along their last axis (the units). A
+    RankShardOWT holds one of them; the other ranks of its group hold the rest."""
     groups = []
     for name in ("conv1", "conv2", "conv3", "conv4", "conv5"):
         layer = getattr(model, name)

@@ -70,7 +70,7 @@ class Checkpointer:
         # without it a resumed run would draw other masks than an uninterrupted one.
         self.rng_states = rng_states(model)
         # A model spread over devices is saved in its one-device form.
-        self._twin = twin
+        self.twin = twin
         if twin:
             model, optimizer = twin.model, twin.optimizer
         # Restore must match the core state exactly (a different model is an error);
@@ -133,8 +133,8 @@ class Checkpointer:
                 log.warning("checkpoint %s is unreadable (%s); trying the one before", path, reason)
                 unreadable.append(path)
                 continue
-            if self._twin:
-                self._twin.scatter()
+            if self.twin:
+                self.twin.scatter()
             if unreadable:
                 self._set_aside(unreadable, path)
                 log.warning(
@@ -190,8 +190,8 @@ class Checkpointer:
         latest = self._manager.latest_checkpoint
         if latest and latest.endswith(f"-{self.step}"):
             return latest if self.write else None  # this step is saved already
-        if self._twin:
-            self._twin.gather()
+        if self.twin:
+            self.twin.gather()
         with self._writing(f"ckpt-{self.step}", self._manager.directory):
             path = self._manager.save(checkpoint_number=self.step)
         return path if self.write else None
@@ -206,8 +206,8 @@ class Checkpointer:
             return None
         self.best_top1 = metrics["top1"]
         self.epoch.assign(epoch)
-        if self._twin:
-            self._twin.gather()
+        if self.twin:
+            self.twin.gather()
         with self._writing(f"best-{self.step}", self._best.directory):
             path = self._best.save(checkpoint_number=self.step)
             if not self.write:

@@ -19,7 +19,6 @@ from alexnet_dist.data import sources
 from alexnet_dist.distribute import Runtime, devices
 from alexnet_dist.distribute.allreduce_timing import time_all_reduce
 from alexnet_dist.models import build_alexnet
-from alexnet_dist.models.owt_hybrid import HybridOWT
 from alexnet_dist.models.traffic import hybrid_traffic, tower_traffic
 from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
 from alexnet_dist.training.checkpoint_twin import one_device_twin
@@ -65,6 +64,7 @@ def build_state(
             dropout=cfg.model.dropout,
             tower_devices=towers,
             init=cfg.model.init,
+            rank_group=runtime.rank_group,
         )
         schedule = build_schedule(cfg.optim, global_batch, steps_per_epoch, total_steps)
         fp16 = cfg.precision.policy == "mixed_float16"
@@ -90,18 +90,23 @@ def build_state(
             twin=one_device_twin(model, optimizer, make_optimizer),
             **extra,
         )
-    if towers:
-        _log_traffic(cfg, model, towers, global_batch // runtime.num_replicas)
+    twin = checkpointer.twin
+    if towers or twin:
+        _log_traffic(cfg, twin.model if twin else model, towers, global_batch, runtime)
     checkpointer.restore_latest()
     # Same start everywhere: rank 0's initial or restored weights and optimizer state,
-    # but not the same dropout masks: each replica draws its own.
+    # but not the same dropout masks: each replica draws its own. A model spread over
+    # devices or ranks is made the same in its one-device form, which every process holds.
+    if twin:
+        twin.gather()
     runtime.prepare(
-        model.variables
-        + optimizer.variables
+        (twin.variables if twin else model.variables + optimizer.variables)
         + [checkpointer.epoch, checkpointer.evaluated_step]
         + [v for module in extra.values() for v in module.variables],
-        checkpointer.rng_states,
+        twin.rng_states if twin else checkpointer.rng_states,
     )
+    if twin:
+        twin.scatter()
     # What each step spends summing gradients, next to its time (a collective: not
     # before an elastic run's first synchronisation).
     if runtime.num_replicas > 1 and not runtime.elastic:
@@ -109,7 +114,7 @@ def build_state(
 
     jit_compile = cfg.trainer.jit_compile
     if jit_compile is None:
-        jit_compile = devices.xla_by_default(towers)
+        jit_compile = devices.xla_by_default(towers) and runtime.rank_group is None
     train_step = make_train_step(
         model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
         jit_compile=jit_compile, stop_flag=stop_flag,
@@ -123,15 +128,19 @@ def build_state(
     )  # fmt: skip
 
 
-def _log_traffic(cfg: Config, model, towers: list[str], replica_batch: int) -> None:
+def _log_traffic(cfg: Config, model, towers, global_batch: int, runtime: Runtime) -> None:
+    """What a step moves between a replica's devices (the towers', or the one-device form
+    of the 2014 hybrid's, over K devices or K ranks)."""
     compute = keras.mixed_precision.dtype_policy().compute_dtype  # float32, bfloat16, float16
     sizes = {
         "activation_bytes": 4 if compute == "float32" else 2,
         "gradient_bytes": 2 if cfg.distribute.fp16_allreduce else 4,
     }
-    if isinstance(model, HybridOWT):
-        traffic = hybrid_traffic(model, **sizes)
-        log.info("%s", traffic.describe(replica_batch // len(towers)))
+    if cfg.distribute.owt_hybrid:
+        k = len(towers) if towers else runtime.rank_group.size
+        per_device = global_batch // runtime.num_replicas // (k if towers else 1)
+        log.info("%s", hybrid_traffic(model, devices=k, **sizes).describe(per_device))
         return
     traffic = tower_traffic(model, **sizes)
+    replica_batch = global_batch // runtime.num_replicas
     log.info("towers: a on %s, b on %s; %s", *towers, traffic.describe(replica_batch))

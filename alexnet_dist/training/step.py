@@ -122,7 +122,8 @@ def make_train_step(
         def unscale_and_decay(g, v):
             if loss_scale is not None:
                 g = g / loss_scale.scale
-            return g + decay * v if id(v) in decayed else g
+            share = runtime.batches_in_gradient(v)
+            return g + (decay * share) * v if id(v) in decayed else g
 
         return _by_variable(unscale_and_decay, grads, variables), sums
 

@@ -7,7 +7,10 @@ read from the executed graphs (distribute/placement.py).
 """
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -27,7 +30,8 @@ from alexnet_dist.training.checkpoint_twin import one_device_twin
 from alexnet_dist.training.optimizer import build_optimizer
 from alexnet_dist.training.step import make_train_step
 from tests.distribute.numerics import PER_REPLICA, assert_same_weights, driver, finish
-from tests.helpers import run_cli
+from tests.distribute.test_horovod import HOROVODRUN
+from tests.helpers import REPO, run_cli
 
 IMAGE, CLASSES, BATCH = 67, 5, 8
 DEVICES = ["/cpu:0", "/cpu:1"]
@@ -212,7 +216,7 @@ def test_checkpoints_move_between_the_hybrid_and_one_device(tmp_path, written_on
         ({"distribute.owt_hybrid": True, "distribute.devices_per_replica": 2},
          "spreads the one-tower network .model=owt.* but model.variant='paper'"),
         ({"model.variant": "owt", "distribute.owt_hybrid": True},
-         "set it to 2 or more .it is 1."),
+         "set one of them to 2 or more .they are 1 and 1."),
         ({"model.variant": "owt", "distribute.owt_hybrid": True,
           "distribute.devices_per_replica": 3},
          "data.global_batch_size=128 does not split evenly over the 3 devices"),
@@ -224,8 +228,22 @@ def test_checkpoints_move_between_the_hybrid_and_one_device(tmp_path, written_on
         ({"model.variant": "owt", "distribute.owt_hybrid": True,
           "distribute.devices_per_replica": 2, "trainer.jit_compile": True},
          "jit_compile=true compiles a replica's step for one device"),
+        ({"model.variant": "owt", "distribute.owt_hybrid": True,
+          "distribute.ranks_per_replica": 2},
+         "groups Horovod ranks; it needs distribute=horovod, not single"),
+        ({"model.variant": "owt", "distribute.backend": "horovod",
+          "distribute.ranks_per_replica": 2},
+         "the 2014 hybrid over Horovod ranks"),
+        ({"model.variant": "owt", "distribute.backend": "horovod", "distribute.owt_hybrid": True,
+          "distribute.ranks_per_replica": 2, "distribute.devices_per_replica": 2},
+         "over distribute.devices_per_replica=2 devices of one process or over "
+         "distribute.ranks_per_replica=2 ranks: set one"),
+        ({"model.variant": "owt", "distribute.backend": "horovod", "distribute.owt_hybrid": True,
+          "distribute.ranks_per_replica": 2, "distribute.elastic": True},
+         "does not work with distribute.elastic=true"),
     ],
-    ids=["paper", "one-device", "indivisible-batch", "mirrored", "without-switch", "xla"],
+    ids=["paper", "one-device", "indivisible-batch", "mirrored", "without-switch", "xla",
+         "ranks-without-horovod", "ranks-without-switch", "devices-and-ranks", "elastic"],
 )  # fmt: skip
 def test_hybrids_that_cannot_work_are_config_errors(changes, message):
     cfg = config.Config()
@@ -292,3 +310,25 @@ def test_the_step_benchmark_runs_the_hybrid_on_the_pipelines_uint8_batches():
     assert [f["policy"] for f in figures] == ["float32", "mixed_bfloat16"]
     for figure in figures:
         assert figure["images_per_sec"] > 0 and np.isfinite(figure["loss"]), figure
+
+
+@pytest.mark.slow
+@pytest.mark.multiprocess
+def test_the_trainer_runs_the_hybrid_over_horovod_ranks_and_one_device_resumes_it(tmp_path):
+    common = ["debug=tiny", "model=owt", f"data.cache_dir={tmp_path}/cache",
+              f"hydra.run.dir={tmp_path}/run"]  # fmt: skip
+    hybrid = subprocess.run(
+        [HOROVODRUN, "--gloo", "-np", "2", "-H", "localhost:2", sys.executable, "-m",
+         "alexnet_dist.train", *common, "distribute=horovod", "distribute.owt_hybrid=true",
+         "distribute.ranks_per_replica=2", "trainer.epochs=1"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    assert hybrid.returncode == 0, hybrid.stderr[-3000:] + hybrid.stdout[-2000:]
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "one weird trick on 2 devices, 8 images per device" in log
+    assert "AlexNet owt: 325,938 parameters" in log  # the whole network's, not a rank's
+    one = run_cli(["-m", "alexnet_dist.train", *common, "trainer.epochs=2"])
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert "ckpt-10 (step 10, epoch 1)" in (tmp_path / "run" / "train.log").read_text()
+    assert "finished at step 20" in one.stdout

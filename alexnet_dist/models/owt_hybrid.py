@@ -31,6 +31,9 @@ in both parts, K steps of this network are K steps of the one-device network
 on the same B images, up to float rounding (tests/distribute/test_owt_hybrid.py).
 Dropout draws other masks, since each device draws its own.
 
+The same scheme over K Horovod ranks, one device each, is `RankShardOWT`: one
+rank's part, whose exchanges are collectives (distribute/rank_group.py).
+
 `one_device_groups` says which of its variables make each of the one-device
 network's, so that checkpoints are written and read in the one-device form.
 """

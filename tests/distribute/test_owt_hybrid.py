@@ -102,13 +102,12 @@ def test_fully_connected_shards_their_momenta_and_their_work_stay_on_their_devic
             assert len([op for op in ran if re.search(rf"{kind}(WithBias)?$", op)]), (k, ran)
         assert {"AssignVariableOp", "AssignAddVariableOp"} <= ran, (k, ran)
 
-    momenta = {v.path.removeprefix("sgd/"): v for v in optimizer.variables if "momentum" in v.path}
-    assert len(momenta) == len(model.trainable_variables) == 10 + 3 * 2 * 2
+    assert len(optimizer.momentums) == len(model.trainable_variables) == 10 + 3 * 2 * 2
     for v in model.trainable_variables:
-        layer, weight = v.path.split("/")
+        layer = v.path.split("/")[0]
         # fc6_1's weights on /cpu:1; the convolutions' one copy on the first device.
         want = f"CPU:{layer[-1]}" if layer.startswith("fc") else "CPU:0"
-        slot = momenta[f"{layer}_{weight}_momentum"]
+        slot = optimizer.momentums[optimizer._get_variable_index(v)]
         assert v.value.handle.device.endswith(want), (v.path, v.value.handle.device)
         assert slot.value.handle.device.endswith(want), (slot.path, slot.value.handle.device)
 
@@ -252,30 +251,6 @@ def test_hybrids_that_cannot_work_are_config_errors(changes, message):
         setattr(getattr(cfg, group), name, value)
     with pytest.raises(ConfigError, match=message):
         config.validate(cfg)
-
-
-@pytest.mark.parametrize(
-    "overrides, message",
-    [
-        (["distribute.owt_hybrid=true", "distribute.devices_per_replica=2"],
-         "but model.variant='paper'"),
-        (["model=owt", "distribute.owt_hybrid=true", "distribute.devices_per_replica=3",
-          "distribute.logical_cpus=3"],
-         "data.global_batch_size=16 does not split evenly over the 3 devices"),
-    ],
-    ids=["paper", "indivisible-batch"],
-)  # fmt: skip
-def test_a_bad_hybrid_fails_before_any_work(tmp_path, overrides, message):
-    # The cache folder stays empty: an error after data preparation would have
-    # rendered the dataset into it first.
-    result = run_cli(
-        ["-m", "alexnet_dist.train", "debug=tiny", f"data.cache_dir={tmp_path}/cache",
-         f"hydra.run.dir={tmp_path}/run", *overrides],
-        timeout=120,
-    )  # fmt: skip
-    assert result.returncode != 0
-    assert message in result.stderr, result.stderr[-2000:]
-    assert not (tmp_path / "cache").exists()
 
 
 @pytest.mark.slow

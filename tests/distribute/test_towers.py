@@ -214,9 +214,16 @@ def test_placements_that_cannot_work_are_config_errors(changes, message):
         (["model=owt", "distribute.devices_per_replica=2"], "model.variant='owt' has one tower"),
         (["distribute.devices_per_replica=2"], "needs 2 CPU devices, but it has 1"),
         (["model.tower_devices=[/gpu:0,/gpu:1]"], "device '/gpu:0' does not exist"),
+        # The 2014 hybrid (test_owt_hybrid.py): with the paper network, and a batch of 16
+        # over 3 devices.
+        (["distribute.owt_hybrid=true", "distribute.devices_per_replica=2"],
+         "but model.variant='paper'"),
+        (["model=owt", "distribute.owt_hybrid=true", "distribute.devices_per_replica=3",
+          "distribute.logical_cpus=3"],
+         "data.global_batch_size=16 does not split evenly over the 3 devices"),
     ],
-    ids=["owt", "too-few-devices", "missing-gpu"],
-)
+    ids=["owt", "too-few-devices", "missing-gpu", "hybrid-paper", "hybrid-indivisible-batch"],
+)  # fmt: skip
 def test_bad_placement_fails_before_any_work(tmp_path, overrides, message):
     # The cache folder stays empty: an error that came after data preparation would
     # have rendered the dataset into it first.

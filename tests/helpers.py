@@ -115,3 +115,21 @@ def assert_all_reduce_logged(out: str, replicas: int):
     assert timed, out[-3000:]
     assert float(timed.group(1)) == round(4 * parameters / 1e6, 1)  # float32 gradients
     assert float(timed.group(2)) > 0
+
+
+def checkpoint_weights(checkpoint) -> dict:
+    """The model's weights in a checkpoint (no optimizer slots), by name."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(checkpoint))
+    names = [n for n in reader.get_variable_to_shape_map() if n.startswith("model/")]
+    return {n: reader.get_tensor(n) for n in names if "OPTIMIZER_SLOT" not in n}
+
+
+def relative_difference(a: dict, b: dict) -> float:
+    """||a - b|| / ||a|| over all the weights of two checkpoint_weights."""
+    import numpy as np
+
+    assert a.keys() == b.keys()
+    num = sum(float(np.sum((a[k].astype(np.float64) - b[k]) ** 2)) for k in a)
+    return (num / sum(float(np.sum(a[k].astype(np.float64) ** 2)) for k in a)) ** 0.5

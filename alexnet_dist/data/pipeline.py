@@ -229,6 +229,16 @@ def training_epochs(
     return autotuned_if_asked(ds.prefetch(tf.data.AUTOTUNE), spec)  # options stay inside
 
 
+def batches_per_step(input_context: tf.distribute.InputContext | None) -> int:
+    """How many batches of one input pipeline a training step takes: one per replica it
+    feeds. MirroredStrategy, and MultiWorkerMirroredStrategy with several devices per
+    worker, give each of a worker's replicas the next batch of the worker's one pipeline;
+    a BatchSlices pipeline's batch is its rank's whole share of the step."""
+    if input_context is None or isinstance(input_context, BatchSlices):
+        return 1
+    return input_context.num_replicas_in_sync // input_context.num_input_pipelines
+
+
 def epochs_one_by_one(
     make_epoch: Callable[[int, int], tf.data.Dataset],
     epochs: range,

@@ -114,12 +114,22 @@ class Source(abc.ABC):
         skip_batches: int = 0,
         input_context: tf.distribute.InputContext | None = None,
     ) -> tf.data.Dataset:
-        """The training batches of `epochs` one after the other, `steps` from each, the
-        first `skip_batches` of the first epoch left out (`pipeline.training_epochs`).
-        Here each epoch's dataset is built up front; Records builds one for the run."""
-        return pipeline.epochs_one_by_one(
-            lambda e, skip: self.dataset(spec, e, skip, input_context), epochs, steps, skip_batches
+        """The training batches of `epochs` one after the other, `steps` training steps'
+        worth from each, the first `skip_batches` steps of the first epoch left out
+        (`pipeline.training_epochs`). A pipeline that feeds several replicas gives one
+        batch per replica per step (`pipeline.batches_per_step`)."""
+        per_step = pipeline.batches_per_step(input_context)
+        return self._training_batches(
+            spec, epochs, steps * per_step, skip_batches * per_step, input_context
         )
+
+    def _training_batches(self, spec, epochs, batches, skip_batches, input_context):
+        """`training_input` counted in this pipeline's batches. Here each epoch's dataset
+        is built up front; Records builds one for the run."""
+        return pipeline.epochs_one_by_one(
+            lambda e, skip: self.dataset(spec, e, skip, input_context),
+            epochs, batches, skip_batches,
+        )  # fmt: skip
 
     def reading(self, split: str):
         """Context for iterating a dataset of `split`: errors that name the culprit."""
@@ -149,10 +159,10 @@ class Records(Source):
         spec = dataclasses.replace(spec, data_dir=self.data_dir, num_classes=len(self.labels))
         return pipeline.make_dataset(spec, epoch, skip_batches, input_context)
 
-    def training_input(self, spec, epochs, steps, skip_batches=0, input_context=None):
+    def _training_batches(self, spec, epochs, batches, skip_batches, input_context):
         shard_errors.check_present(self.data_dir, spec.split)
         spec = dataclasses.replace(spec, data_dir=self.data_dir, num_classes=len(self.labels))
-        return pipeline.training_epochs(spec, epochs, steps, skip_batches, input_context)
+        return pipeline.training_epochs(spec, epochs, batches, skip_batches, input_context)
 
     def reading(self, split):
         return shard_errors.naming_bad_shards(self.data_dir, split, len(self.labels))

@@ -15,7 +15,9 @@ from tests.helpers import (
     REPO,
     assert_all_reduce_logged,
     assert_skipped_then_lowered,
+    checkpoint_weights,
     finish,
+    relative_difference,
     run_cli,
     signal_when,
     start_cli,
@@ -152,17 +154,26 @@ def test_malformed_tf_config_is_named(raw, match):
         cluster.read_tf_config({"TF_CONFIG": raw})
 
 
-def test_mirrored_on_logical_cpus_through_the_entry_point(tmp_path, cache):
-    result = run_cli(
-        ["-m", "alexnet_dist.train", "debug=tiny", f"data.cache_dir={cache}",
-         "distribute=mirrored", "distribute.logical_cpus=2", "trainer.max_steps=3",
-         f"hydra.run.dir={tmp_path}/run"],
-        timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "(8 per replica x 2 replicas)" in result.stdout
-    assert "finished at step 3" in result.stdout
-    assert_all_reduce_logged(result.stdout, replicas=2)
+def test_mirrored_through_the_entry_point_trains_as_one_replica_across_epochs(tmp_path, cache):
+    # The two replicas of one process share its one input pipeline, a batch each per step.
+    # Over both epochs of debug=tiny (10 steps each), stopped at step 13 and resumed, they
+    # see the images one replica with the same global batch sees, and end with its weights.
+    common = ["-m", "alexnet_dist.train", "debug=tiny", f"data.cache_dir={cache}",
+              "model.dropout=0.0"]  # fmt: skip
+    single = run_cli([*common, f"hydra.run.dir={tmp_path}/single"], timeout=300)
+    assert single.returncode == 0, single.stderr[-4000:]
+    mirrored = [*common, "distribute=mirrored", "distribute.logical_cpus=2",
+                f"hydra.run.dir={tmp_path}/mirrored"]  # fmt: skip
+    first = run_cli([*mirrored, "trainer.max_steps=13"], timeout=300)
+    assert first.returncode == 0, first.stderr[-4000:]
+    assert "(8 per replica x 2 replicas)" in first.stdout
+    assert_all_reduce_logged(first.stdout, replicas=2)
+    second = run_cli(mirrored, timeout=300)
+    assert second.returncode == 0, second.stderr[-4000:]
+    assert "(step 13" in second.stdout and "finished at step 20" in second.stdout
+    got = checkpoint_weights(tmp_path / "mirrored" / "checkpoints" / "ckpt-20")
+    want = checkpoint_weights(tmp_path / "single" / "checkpoints" / "ckpt-20")
+    assert relative_difference(got, want) < 1e-5
 
 
 def test_fewer_shards_than_workers_is_named_before_training(tmp_path, cache):

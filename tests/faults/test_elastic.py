@@ -12,12 +12,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
-import tensorflow as tf
 
 from tests.faults.test_hung_peer import HOROVODRUN, _worker, environ
-from tests.helpers import REPO
+from tests.helpers import REPO, checkpoint_weights, relative_difference
 
 pytestmark = [pytest.mark.faults, pytest.mark.fault_elastic, pytest.mark.multiprocess,
               pytest.mark.slow]  # fmt: skip
@@ -37,18 +35,6 @@ def _wait_for(log, pattern: str, timeout: float = 180) -> re.Match:
     raise AssertionError(
         f"{pattern!r} not in the log within {timeout} s:\n{log.read_text()[-4000:]}"
     )
-
-
-def _model_weights(checkpoint) -> dict[str, np.ndarray]:
-    reader = tf.train.load_checkpoint(str(checkpoint))
-    names = [n for n in reader.get_variable_to_shape_map() if n.startswith("model/")]
-    return {n: reader.get_tensor(n) for n in names if "OPTIMIZER_SLOT" not in n}
-
-
-def _relative_difference(a: dict, b: dict) -> float:
-    assert a.keys() == b.keys()
-    num = sum(float(np.sum((a[k].astype(np.float64) - b[k]) ** 2)) for k in a)
-    return (num / sum(float(np.sum(a[k].astype(np.float64) ** 2)) for k in a)) ** 0.5
 
 
 def test_training_goes_on_when_a_rank_dies_and_takes_it_back_when_its_host_returns(tmp_path, cache):
@@ -119,6 +105,6 @@ def test_training_goes_on_when_a_rank_dies_and_takes_it_back_when_its_host_retur
     )  # fmt: skip
     assert reference.returncode == 0, reference.stderr[-3000:]
     step = (int(joined.group(1)) // 5 + 2) * 5
-    elastic = _model_weights(tmp_path / "run" / "checkpoints" / f"ckpt-{step}")
-    single = _model_weights(tmp_path / "reference" / "checkpoints" / f"ckpt-{step}")
-    assert _relative_difference(elastic, single) < 1e-5
+    elastic = checkpoint_weights(tmp_path / "run" / "checkpoints" / f"ckpt-{step}")
+    single = checkpoint_weights(tmp_path / "reference" / "checkpoints" / f"ckpt-{step}")
+    assert relative_difference(elastic, single) < 1e-5

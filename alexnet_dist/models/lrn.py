@@ -1,11 +1,13 @@
 """Local response normalisation across channels (Krizhevsky et al. 2012, section 3.3)."""
 
+import functools
+
 import keras
-import numpy as np
 from keras import ops
 
+_BACKEND = keras.backend.backend()
 # keras.ops.custom_gradient works on TensorFlow and JAX; PyTorch uses its autodiff.
-_CUSTOM_GRADIENT = keras.backend.backend() in ("tensorflow", "jax")
+_CUSTOM_GRADIENT = _BACKEND in ("tensorflow", "jax")
 
 
 @keras.saving.register_keras_serializable(package="alexnet_dist")
@@ -17,16 +19,19 @@ class LocalResponseNormalization(keras.layers.Layer):
     squares: it is not divided by the window size (PyTorch's `LocalResponseNorm`
     divides it, so the same network needs alpha=5e-4 there).
 
-    The windowed sum over channels is one matmul with a banded 0/1 matrix. It
-    always computes in float32: under fp16 the squared activations overflow and
-    the 1e-4 scale underflows. The output has the dtype of the input.
+    It always computes in float32: under fp16 the squared activations overflow
+    and the 1e-4 scale underflows. The output has the dtype of the input.
 
-    Speed (#11): the layer is memory-bound, each elementwise pass over conv1's
-    output costs about as much as the band matmul. (k + alpha*s)^-beta is
-    computed as r * sqrt(r) with r = rsqrt(.) when beta = 0.75 (pow is 9x
-    slower than rsqrt on CPU), and the gradient is written by hand
-    (keras.ops.custom_gradient): autodiff differentiated every op of the forward
-    pass and took twice as many passes.
+    Speed (#11): the layer is a handful of elementwise passes over conv1's and
+    conv2's outputs, so its cost is memory traffic and the number of passes.
+    The forward pass and the hand-written gradient are each one function that
+    XLA compiles on TensorFlow (under JAX the step's jit does the same), so their
+    passes fuse into two loops apiece: the zero-padded squares, then everything
+    else. The window is the sum of 2n+1 slices of the padded squares, which
+    fuses; the band matmul it replaces could not. (k + alpha*s)^-0.75 is
+    r * sqrt(r) with r = rsqrt(.) (pow is 9x slower than rsqrt on CPU). The
+    backward recomputes the window from the input instead of keeping float32
+    intermediates: reading them back cost more than recomputing.
 
     Args:
         depth_radius: half-width of the channel window (n = 2 * depth_radius + 1).
@@ -45,46 +50,20 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.beta = float(beta)
 
     def build(self, input_shape):
-        channels = input_shape[-1]
-        if channels is None:
+        if input_shape[-1] is None:
             raise ValueError(f"{self.name}: the channel dimension must be known, got {input_shape}")
-        index = np.arange(channels)
-        band = (np.abs(index[:, None] - index[None, :]) <= self.depth_radius).astype("float32")
-        # Constants, not weights: nothing to train or checkpoint. The forward pass's
-        # scale alpha and the gradient's factor 2*alpha*beta are folded into them.
-        self._band = self.alpha * band
-        self._grad_band = 2.0 * self.alpha * self.beta * band
-
-    def _scale(self, t):
-        """t ** -beta, by square roots when beta is the paper's 0.75."""
-        if self.beta == 0.75:
-            r = ops.rsqrt(t)
-            return r * ops.sqrt(r)
-        return ops.power(t, -self.beta)
 
     def call(self, inputs):
+        forward, backward = _kernels(self.depth_radius, self.bias, self.alpha, self.beta)
         if not _CUSTOM_GRADIENT:
-            x = ops.cast(inputs, "float32")
-            t = self.bias + ops.matmul(ops.square(x), ops.convert_to_tensor(self._band))
-            return ops.cast(x * self._scale(t), inputs.dtype)
-        band = ops.convert_to_tensor(self._band)
-        grad_band = ops.convert_to_tensor(self._grad_band)
+            return forward(inputs)
 
         @ops.custom_gradient
         def lrn(inputs):
-            x = ops.cast(inputs, "float32")
-            t = self.bias + ops.matmul(ops.square(x), band)
-            scale = self._scale(t)
-            y = x * scale
-
             def grad(*args, upstream=None):
-                # d b_i / d a_j = scale_i [i = j] - 2 alpha beta a_i a_j scale_i / t_i over
-                # the window, which is symmetric: the same band sums it back.
-                dy = ops.cast(args[0] if upstream is None else upstream, "float32")
-                window = ops.matmul(dy * (y / t), grad_band)
-                return ops.cast(dy * scale - x * window, inputs.dtype)
+                return backward(inputs, args[0] if upstream is None else upstream)
 
-            return ops.cast(y, inputs.dtype), grad
+            return forward(inputs), grad
 
         return lrn(inputs)
 
@@ -97,3 +76,51 @@ class LocalResponseNormalization(keras.layers.Layer):
             depth_radius=self.depth_radius, bias=self.bias, alpha=self.alpha, beta=self.beta
         )
         return config
+
+
+@functools.cache
+def _kernels(radius, bias, alpha, beta):
+    """The forward and backward functions for one set of hyperparameters, compiled once."""
+
+    def window(v):
+        # sum_{|j - i| <= radius} v_j: slices of one copy zero-padded on the channel axis.
+        channels = v.shape[-1]
+        padded = ops.pad(v, [(0, 0)] * (len(v.shape) - 1) + [(radius, radius)])
+        total = padded[..., :channels]
+        for offset in range(1, 2 * radius + 1):
+            total = total + padded[..., offset : offset + channels]
+        return total
+
+    def scales(x):
+        """t^-beta and t^-(beta+1), t = bias + alpha * window(x^2)."""
+        t = bias + alpha * window(ops.square(x))
+        if beta == 0.75:
+            r = ops.rsqrt(t)
+            scale = r * ops.sqrt(r)
+            return scale, scale * r * r
+        scale = ops.power(t, -beta)
+        return scale, scale / t
+
+    def forward(inputs):
+        x = ops.cast(inputs, "float32")
+        return ops.cast(x * scales(x)[0], inputs.dtype)
+
+    def backward(inputs, upstream):
+        # d b_i / d a_j = scale_i [i = j] - 2 alpha beta a_i a_j t_i^-(beta+1) over the
+        # window, which is symmetric: the same window sums it back.
+        x = ops.cast(inputs, "float32")
+        dy = ops.cast(upstream, "float32")
+        scale, scale_over_t = scales(x)
+        window_sum = window(dy * x * scale_over_t)
+        return ops.cast(dy * scale - (2.0 * alpha * beta) * x * window_sum, inputs.dtype)
+
+    if _BACKEND == "tensorflow":
+        # XLA fuses each function's elementwise passes; TensorFlow alone runs one
+        # kernel per op. Under a jit-compiled step the functions are inlined.
+        import tensorflow as tf
+
+        return (
+            tf.function(forward, jit_compile=True, reduce_retracing=False),
+            tf.function(backward, jit_compile=True, reduce_retracing=False),
+        )
+    return forward, backward

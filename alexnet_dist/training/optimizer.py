@@ -133,20 +133,34 @@ def build_schedule(
 
 
 class SGD(keras.optimizers.SGD):
-    """Keras's SGD with momentum, each variable's update computed on that variable's device.
+    """Keras's SGD with momentum, each variable's update one XLA-compiled pass on its device.
 
-    Keras creates the momentum next to its variable, but without a tf.distribute
-    strategy (single, Horovod) the update's arithmetic has no device and lands on
-    the first one: with the towers on two devices every tower-b gradient and
-    momentum would cross over and back each step.
+    The update is the paper's rule, v <- momentum * v - lr * g, w <- w + v. Keras
+    computes it as one TensorFlow op per arithmetic step, each a pass over the
+    61 million weights, and assigns copies; compiled, it is one pass that writes
+    velocity and weight in place (#11: about 10 % more images/s for the one-tower
+    network in mixed_bfloat16 on a CPU, README "Performance"). It runs on the
+    variable's device: without a tf.distribute strategy (single, Horovod) an op
+    without a device lands on the first one, and with the towers on two devices
+    every tower-b gradient and momentum would cross over and back each step.
     """
 
-    def update_step(self, gradient, variable, learning_rate):
-        with tf.device(variable.device):
-            self._update(gradient, variable, learning_rate)
+    skip_non_finite = False
 
-    def _update(self, gradient, variable, learning_rate):
-        super().update_step(gradient, variable, learning_rate)
+    def update_step(self, gradient, variable, learning_rate):
+        if not self.momentum:
+            with tf.device(variable.device):
+                return super().update_step(gradient, variable, learning_rate)
+        # tf.distribute calls this once per device with that device's copy of the
+        # variable; the momentum is then the copy on the same device.
+        velocity = self.momentums[self._get_variable_index(variable)].value
+        local = tf.distribute.get_strategy().experimental_local_results(velocity)
+        velocity = next((v for v in local if v.device == variable.device), velocity)
+        with tf.device(variable.device):
+            _momentum_update(
+                gradient, variable, velocity, tf.cast(learning_rate, variable.dtype),
+                self.momentum, self.skip_non_finite,
+            )  # fmt: skip
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         # Without a tf.distribute strategy there is nothing to sum (Horovod sums in
@@ -168,19 +182,29 @@ class SkippingSGD(SGD):
     not allow and which would hang workers that disagreed.
     """
 
-    def _update(self, gradient, variable, learning_rate):
-        lr = keras.ops.cast(learning_rate, variable.dtype)
-        gradient = keras.ops.cast(gradient, variable.dtype)
-        finite = keras.ops.all(keras.ops.isfinite(gradient))
-        gradient = keras.ops.where(finite, gradient, keras.ops.zeros_like(gradient))
-        if not self.momentum:
-            self.assign_sub(variable, gradient * lr)  # zero where not finite
-            return
-        momentum = self.momentums[self._get_variable_index(variable)]
-        velocity = momentum * keras.ops.cast(self.momentum, variable.dtype) - gradient * lr
-        velocity = keras.ops.where(finite, velocity, momentum)
-        self.assign(momentum, velocity)
-        self.assign_add(variable, keras.ops.where(finite, velocity, keras.ops.zeros_like(velocity)))
+    skip_non_finite = True
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.momentum:
+            return super().update_step(gradient, variable, learning_rate)
+        with tf.device(variable.device):
+            gradient = tf.cast(gradient, variable.dtype)
+            finite = tf.reduce_all(tf.math.is_finite(gradient))
+            lr = tf.cast(learning_rate, variable.dtype)
+            variable.assign_sub(tf.where(finite, gradient * lr, tf.zeros_like(gradient)))
+
+
+@tf.function(jit_compile=True)
+def _momentum_update(gradient, variable, velocity, learning_rate, momentum, skip_non_finite):
+    gradient = tf.cast(gradient, variable.dtype)
+    new_velocity = velocity * momentum - gradient * learning_rate
+    if skip_non_finite:
+        finite = tf.reduce_all(tf.math.is_finite(gradient))
+        new_velocity = tf.where(finite, new_velocity, velocity)
+        variable.assign_add(tf.where(finite, new_velocity, tf.zeros_like(new_velocity)))
+    else:
+        variable.assign_add(new_velocity)
+    velocity.assign(new_velocity)
 
 
 def build_optimizer(

@@ -3,6 +3,7 @@ import pytest
 import tensorflow as tf
 
 from alexnet_dist.models import LocalResponseNormalization
+from tests.helpers import run_cli
 
 
 def paper_lrn(a, k=2.0, n=5, alpha=1e-4, beta=0.75):
@@ -81,3 +82,36 @@ def test_hand_written_gradient_equals_autodiff_of_the_formula(beta):
     want = tape.gradient(loss, x64).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
     np.testing.assert_allclose(layer(x), _formula_tf(x64, beta=beta), rtol=1e-5, atol=1e-6)
+
+
+def test_bfloat16_gradient_is_the_formulas_within_bfloat16_rounding():
+    # Under mixed_bfloat16 the layer takes and returns bfloat16 but computes in float32:
+    # the gradient differs from float64 autodiff by about the rounding of its input and output.
+    rng = np.random.default_rng(3)
+    a = np.maximum(rng.normal(0, 60, size=(2, 5, 5, 12)), 0).astype(np.float32)
+    a = tf.cast(tf.cast(a, tf.bfloat16), tf.float32).numpy()  # exactly representable
+    weights = rng.normal(size=a.shape).astype(np.float32)
+    x = tf.cast(a, tf.bfloat16)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = LocalResponseNormalization(dtype="mixed_bfloat16")(x)
+        loss = tf.reduce_sum(tf.cast(out, tf.float32) * weights)
+    got = tf.cast(tape.gradient(loss, x), tf.float32).numpy()
+    x64 = tf.constant(a.astype(np.float64))
+    with tf.GradientTape() as tape:
+        tape.watch(x64)
+        loss = tf.reduce_sum(_formula_tf(x64) * weights.astype(np.float64))
+    want = tape.gradient(loss, x64).numpy()
+    np.testing.assert_allclose(got, want, rtol=2e-2, atol=2e-2 * np.abs(want).max())
+
+
+def test_bench_lrn_prints_a_time_per_policy():
+    result = run_cli(
+        ["tools/bench_lrn.py", "--batch", "1", "--repeats", "1", "--policies", "float32",
+         "mixed_bfloat16"],
+        timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split() for line in result.stdout.splitlines()[1:]]
+    assert [row[0] for row in rows] == ["float32", "mixed_bfloat16"]
+    assert all(float(row[1]) > 0 and row[2] == "ms" for row in rows), result.stdout

@@ -6,6 +6,7 @@ import tensorflow as tf
 from alexnet_dist.config import OptimConfig
 from alexnet_dist.models import build_alexnet
 from alexnet_dist.training.optimizer import (
+    SGD,
     LearningRate,
     Plateau,
     SkippingSGD,
@@ -92,6 +93,24 @@ def test_skipping_sgd_leaves_weights_and_momenta_alone_on_non_finite_gradients(m
     after = [v.numpy() for v in sgd.variables if v.shape == (3,)] + [w.numpy()]
     for a, b in zip(before, after, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("optimizer", [SGD, SkippingSGD])
+def test_compiled_update_is_kerass_sgd_with_momentum(optimizer):
+    # The update is one XLA-compiled function per variable: v <- 0.9 v - lr g, w <- w + v.
+    rng = np.random.default_rng(0)
+    w, r = (keras.Variable(np.ones((4, 3), np.float32)) for _ in range(2))
+    ours = optimizer(learning_rate=0.1, momentum=0.9)
+    reference = keras.optimizers.SGD(learning_rate=0.1, momentum=0.9)
+    ours.build([w])
+    reference.build([r])
+    step = tf.function(lambda g: ours.apply_gradients([(g, w)]))
+    for _ in range(3):
+        g = tf.constant(rng.normal(size=(4, 3)).astype(np.float32))
+        step(g)
+        reference.apply_gradients([(g, r)])
+    np.testing.assert_allclose(w.numpy(), r.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours.momentums[0].numpy(), reference.momentums[0].numpy(), rtol=1e-6)
 
 
 def test_optimizer_follows_the_schedule_and_has_its_slots():

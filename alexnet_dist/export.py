@@ -28,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 from alexnet_dist import runs  # noqa: E402
 from alexnet_dist.config import Config  # noqa: E402
 from alexnet_dist.data import augment  # noqa: E402
+from alexnet_dist.models.lrn import without_xla  # noqa: E402
 from alexnet_dist.training.step import predict_log_probs  # noqa: E402
 
 EXPORT_INFO = "alexnet_export.json"
@@ -89,7 +90,10 @@ def export(run_dir: str, out_dir: str, checkpoint: str = "best", crops: int = 1)
     os.makedirs(parent, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix=".alexnet-export-", dir=parent)
     try:
-        tf.saved_model.save(classifier, scratch, signatures={"serving_default": classifier.serve})
+        with without_xla():  # servable without XLA (TF Serving's default)
+            tf.saved_model.save(
+                classifier, scratch, signatures={"serving_default": classifier.serve}
+            )
         info = {
             "run_dir": os.path.abspath(run_dir), "checkpoint": os.path.abspath(path),
             "variant": cfg.model.variant, "classes": len(labels), "crops": crops,

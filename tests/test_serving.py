@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from hydra import compose, initialize_config_module
+from tensorflow.core.protobuf import saved_model_pb2
 
 from alexnet_dist import runs
 from alexnet_dist.data import augment
@@ -53,6 +54,10 @@ def test_export_predict_round_trip(trained, tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     info = json.loads((exported / "alexnet_export.json").read_text())
     assert (info["crops"], info["classes"], info["variant"]) == (1, 10, "paper")
+    # Nothing in it needs XLA: TF Serving runs without it unless told otherwise.
+    saved = saved_model_pb2.SavedModel.FromString((exported / "saved_model.pb").read_bytes())
+    functions = saved.meta_graphs[0].graph_def.library.function
+    assert not [f.signature.name for f in functions if f.attr["_XlaMustCompile"].b]
 
     # The SavedModel's probabilities are the Keras model's on the same preprocessing.
     image_path = sorted(glob.glob(f"{spec_dir}/jpeg/val/circle/*.jpg"))[0]

@@ -1,5 +1,6 @@
 """Local response normalisation across channels (Krizhevsky et al. 2012, section 3.3)."""
 
+import contextlib
 import functools
 
 import keras
@@ -8,6 +9,22 @@ from keras import ops
 _BACKEND = keras.backend.backend()
 # keras.ops.custom_gradient works on TensorFlow and JAX; PyTorch uses its autodiff.
 _CUSTOM_GRADIENT = _BACKEND in ("tensorflow", "jax")
+# Whether layers traced from now on call XLA-compiled kernels (TensorFlow only).
+_XLA = {"on": True}
+
+
+@contextlib.contextmanager
+def without_xla():
+    """LRN traced as plain TensorFlow ops inside this context, not XLA-compiled functions.
+
+    For SavedModels: TF Serving runs without XLA unless started with
+    --xla_cpu_compilation_enabled, and fails the first request of a model that needs it.
+    """
+    previous, _XLA["on"] = _XLA["on"], False
+    try:
+        yield
+    finally:
+        _XLA["on"] = previous
 
 
 @keras.saving.register_keras_serializable(package="alexnet_dist")
@@ -54,7 +71,9 @@ class LocalResponseNormalization(keras.layers.Layer):
             raise ValueError(f"{self.name}: the channel dimension must be known, got {input_shape}")
 
     def call(self, inputs):
-        forward, backward = _kernels(self.depth_radius, self.bias, self.alpha, self.beta)
+        forward, backward = _kernels(
+            self.depth_radius, self.bias, self.alpha, self.beta, _XLA["on"]
+        )
         if not _CUSTOM_GRADIENT:
             return forward(inputs)
 
@@ -79,7 +98,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 
 
 @functools.cache
-def _kernels(radius, bias, alpha, beta):
+def _kernels(radius, bias, alpha, beta, xla=True):
     """The forward and backward functions for one set of hyperparameters, compiled once."""
 
     def window(v):
@@ -101,11 +120,11 @@ def _kernels(radius, bias, alpha, beta):
         scale = ops.power(t, -beta)
         return scale, scale / t
 
-    def forward(inputs):
+    def lrn_forward(inputs):
         x = ops.cast(inputs, "float32")
         return ops.cast(x * scales(x)[0], inputs.dtype)
 
-    def backward(inputs, upstream):
+    def lrn_backward(inputs, upstream):
         # d b_i / d a_j = scale_i [i = j] - 2 alpha beta a_i a_j t_i^-(beta+1) over the
         # window, which is symmetric: the same window sums it back.
         x = ops.cast(inputs, "float32")
@@ -114,13 +133,13 @@ def _kernels(radius, bias, alpha, beta):
         window_sum = window(dy * x * scale_over_t)
         return ops.cast(dy * scale - (2.0 * alpha * beta) * x * window_sum, inputs.dtype)
 
-    if _BACKEND == "tensorflow":
+    if xla and _BACKEND == "tensorflow":
         # XLA fuses each function's elementwise passes; TensorFlow alone runs one
         # kernel per op. Under a jit-compiled step the functions are inlined.
         import tensorflow as tf
 
         return (
-            tf.function(forward, jit_compile=True, reduce_retracing=False),
-            tf.function(backward, jit_compile=True, reduce_retracing=False),
+            tf.function(lrn_forward, jit_compile=True, reduce_retracing=False),
+            tf.function(lrn_backward, jit_compile=True, reduce_retracing=False),
         )
-    return forward, backward
+    return lrn_forward, lrn_backward

@@ -5,6 +5,7 @@
 #   make train                         # the built-in demo (see README)
 #   make train ARGS="model=paper data.resize_size=256"
 #   make test                          # the whole suite
+#   make test-fast                     # without the slow and multi-process groups
 #   make test PYTEST_ARGS="-k lrn -x"
 #   make install TF=cuda               # TensorFlow's CUDA build, on GPU machines
 #   make horovod                       # Horovod with TensorFlow + Gloo (built once, wheel cached)
@@ -23,7 +24,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(TF)
 HOROVOD_STAMP := $(VENV)/.horovod-$(HOROVOD_VERSION)
 
-.PHONY: install horovod train test check lint format clean
+.PHONY: install horovod train test test-fast check lint format clean
 
 install: $(STAMP)
 
@@ -45,8 +46,19 @@ $(HOROVOD_STAMP): $(STAMP) tools/build_horovod.sh
 train: install
 	$(BIN)/alexnet-train $(ARGS)
 
+# Two workers (pytest-xdist): much of the suite waits on processes, timeouts and Slurm,
+# so two keep both cores busy. The Slurm tests share one worker and its test cluster.
+# PYTEST_ARGS="-n 0" runs it in one process.
+PARALLEL := -n 2 --dist loadgroup
+
 test: install horovod
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
+
+# The inner loop of development: what needs neither several processes nor long runs.
+FAST := not slow and not multiprocess and not slurm and not faults
+
+test-fast: install
+	$(BIN)/python -m pytest $(PARALLEL) -m "$(FAST)" $(PYTEST_ARGS)
 
 check: install horovod
 	$(BIN)/alexnet-doctor $(ARGS)

@@ -8,7 +8,7 @@
 # With -w the dispatcher journals its state (jobs, workers) in WORK_DIR and a
 # restarted dispatcher picks it up. Runs until interrupted (Ctrl-C or SIGTERM stops every process it started). On
 # a cluster, start the dispatcher once and workers on each CPU node with
-#   python -m alexnet_dist.data.service worker --dispatcher HOST:PORT --host $(hostname)
+#   python -m alexnet_dist.cli.data_service worker --dispatcher HOST:PORT --host $(hostname)
 # Workers read the same data paths as the trainers, so the records must be on a
 # filesystem they all see.
 set -euo pipefail
@@ -35,10 +35,10 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$python" -m alexnet_dist.data.service dispatcher --port "$port" "${work_dir[@]}" &
+"$python" -m alexnet_dist.cli.data_service dispatcher --port "$port" "${work_dir[@]}" &
 pids+=($!)
 for ((i = 1; i <= workers; i++)); do
-  "$python" -m alexnet_dist.data.service worker --dispatcher "localhost:$port" \
+  "$python" -m alexnet_dist.cli.data_service worker --dispatcher "localhost:$port" \
     --port $((port + i)) --host "$(hostname)" &
   pids+=($!)
 done

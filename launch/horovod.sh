@@ -31,4 +31,4 @@ if [[ ! -x $bin/horovodrun ]]; then
 fi
 run_dir=$(mkdir -p "$run_dir" && cd "$run_dir" && pwd)
 exec "$bin/horovodrun" "${hvd_args[@]}" \
-  "$bin/python" -m alexnet_dist.train distribute=horovod "hydra.run.dir=$run_dir" "$@"
+  "$bin/python" -m alexnet_dist.cli.train distribute=horovod "hydra.run.dir=$run_dir" "$@"

@@ -11,4 +11,4 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
 [[ -x $python ]] || python=python3
-exec "$python" -m alexnet_dist.distribute.launcher "$@"
+exec "$python" -m alexnet_dist.cli.multiworker "$@"

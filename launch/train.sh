@@ -16,4 +16,4 @@ shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
 [[ -x $python ]] || python=python3
-exec "$python" -m alexnet_dist.train "hydra.run.dir=$run_dir" "$@"
+exec "$python" -m alexnet_dist.cli.train "hydra.run.dir=$run_dir" "$@"

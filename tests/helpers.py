@@ -1,4 +1,4 @@
-"""Helpers shared by tests."""
+"""Helpers shared by tests: processes, runs, records, weights."""
 
 import json
 import os
@@ -10,6 +10,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
 
 
 def run_cli(args: list[str], timeout: float = 300, env: dict | None = None, cwd: str | None = None):
@@ -133,3 +134,193 @@ def relative_difference(a: dict, b: dict) -> float:
     assert a.keys() == b.keys()
     num = sum(float(np.sum((a[k].astype(np.float64) - b[k]) ** 2)) for k in a)
     return (num / sum(float(np.sum(a[k].astype(np.float64) ** 2)) for k in a)) ** 0.5
+
+
+# -- training runs ---------------------------------------------------------------------
+
+# The session's tiny run (tests/conftest.py): a resume of it must build the same network.
+TINY_RUN = ["debug=tiny", "model.dropout=0"]
+
+
+def compose_cfg(overrides):
+    """alexnet-train's composed config (a DictConfig) for these overrides."""
+    from hydra import compose, initialize_config_module
+
+    from alexnet_dist import config
+
+    config.register()  # what alexnet_dist.cli.train does on import
+    with initialize_config_module("alexnet_dist.conf", version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def train_in_process(run_dir, *overrides):
+    """alexnet-train debug=tiny with `overrides`, in this process; returns its result dict.
+    The data comes from the session's cache (tests/conftest.py)."""
+    from alexnet_dist.cli.train import run
+
+    return run(compose_cfg(["debug=tiny", *overrides]), str(run_dir))
+
+
+# -- images and records ---------------------------------------------------------------------------
+
+
+WNIDS = ["n01440764", "n01443537", "n01484850"]  # a miniature ImageNet's, sorted: label order
+# The devkit numbers classes in its own order, not the sorted WNID order.
+DEVKIT_IDS = {"n01440764": 3, "n01443537": 1, "n01484850": 2}
+
+
+def input_spec(records, **kw):
+    """A training InputSpec of `records` at the tests' small sizes, with `kw` changed."""
+    from alexnet_dist.data.input_spec import InputSpec
+
+    base = dict(
+        data_dir=records, split="train", batch_size=8, crop_size=67, resize_size=72,
+        training=True, seed=3, shuffle_buffer=64,
+    )  # fmt: skip
+    return InputSpec(**{**base, **kw})
+
+
+def write_image(path, colour, fmt="JPEG", mode="RGB", size=(20, 16)):
+    """A one-colour image file."""
+    from PIL import Image
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    Image.new(mode, size, colour if mode == "RGB" else colour[0]).save(path, format=fmt)
+
+
+def read_records(directory, split):
+    """Every record of a converted split, decoded, in shard order."""
+    import tensorflow as tf
+
+    from alexnet_dist.data import schema
+
+    records = []
+    for path in sorted(tf.io.gfile.glob(os.path.join(directory, f"{split}-*.tfrecord"))):
+        for raw in tf.data.TFRecordDataset(path):
+            f = schema.parse(raw)
+            records.append(
+                {
+                    "shard": os.path.basename(path),
+                    "file": f["image/filename"].numpy().decode(),
+                    "label": int(f["image/class/label"]),
+                    "text": f["image/class/text"].numpy().decode(),
+                    "height": int(f["image/height"]),
+                    "width": int(f["image/width"]),
+                    "encoded": f["image/encoded"].numpy(),
+                    "pixels": tf.io.decode_jpeg(f["image/encoded"]).numpy(),
+                }
+            )
+    return records
+
+
+def launch_multiworker(run_dir, *overrides, workers=2) -> subprocess.Popen:
+    """launch/multiworker.sh's launcher: `workers` MultiWorkerMirroredStrategy workers of
+    alexnet-train debug=tiny with `overrides` (end it with `finish`)."""
+    return start_cli(
+        [sys.executable, "-m", "alexnet_dist.cli.multiworker", "-n", str(workers),
+         "--run-dir", str(run_dir), "debug=tiny", *overrides]
+    )  # fmt: skip
+
+
+def horovodrun(args, ranks=2, timeout=300) -> subprocess.CompletedProcess:
+    """horovodrun with Gloo on localhost, `ranks` ranks running `args`."""
+    return subprocess.run(
+        [HOROVODRUN, "--gloo", "-np", str(ranks), "-H", f"localhost:{ranks}", *args],
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True,
+        text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+# -- processes of a job ------------------------------------------------------------------
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    return sorted(int(e) for e in os.listdir("/proc") if e.isdigit() and _parent(int(e)) == pid)
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below `pid`."""
+    found = children(pid)
+    return found + [d for c in found for d in descendants(c)]
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def environ(pid: int) -> dict[str, str]:
+    """The environment process `pid` was started with."""
+    with open(f"/proc/{pid}/environ") as f:
+        return dict(v.split("=", 1) for v in f.read().split("\0") if "=" in v)
+
+
+def trainer(root: int, variable: str, value: str) -> int:
+    """The training process under `root` whose environment has variable=value."""
+    for pid in descendants(root):
+        try:
+            with open(f"/proc/{pid}/cmdline") as f:
+                if "alexnet_dist.cli.train" not in f.read():
+                    continue
+            env = environ(pid)
+        except OSError:
+            continue
+        if variable == "TF_CONFIG" and f'"index": {value}' in env.get(variable, ""):
+            return pid
+        if env.get(variable) == value:
+            return pid
+    raise AssertionError(f"no worker with {variable}={value} under {root}")
+
+
+# -- the numerics driver (python -m alexnet_dist.cli.numerics) ------------------------------
+
+STEPS, PER_REPLICA = 3, 4
+
+
+def driver(backend, per_replica, out, env=None, steps=STEPS, options=()):
+    """The numerics driver in a process of its own (the multi-process backends)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "alexnet_dist.cli.numerics", backend, str(steps),
+         str(per_replica), str(out), *options],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+
+def finish_driver(proc, timeout=240):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    assert proc.returncode == 0, err[-3000:]
+
+
+def assert_same_weights(got, want, initial, variant="paper"):
+    """`got` equals `want` (relative difference < 1e-5 per tensor), and training moved
+    every tensor away from `initial`."""
+    import numpy as np
+
+    from alexnet_dist.doctor.numerics import NUM_WEIGHTS, relative_differences
+
+    assert len(got) == len(want) == NUM_WEIGHTS[variant]
+    for i, (w, w0) in enumerate(zip(want, initial, strict=True)):
+        assert not np.array_equal(w, w0), f"weight {i} did not train"
+    for i, rel in enumerate(relative_differences(got, want)):
+        assert rel < 1e-5, (i, rel)

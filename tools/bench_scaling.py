@@ -51,7 +51,7 @@ def overrides(args, workers: int, run_dir: str) -> list[str]:
 
 def commands(backend: str, workers: int, args, run_dir: str) -> list[tuple[list[str], dict]]:
     """The processes to start, each with its extra environment."""
-    entry = [sys.executable, "-m", "alexnet_dist.train"]
+    entry = [sys.executable, "-m", "alexnet_dist.cli.train"]
     if backend == "independent":  # no communication: 1-worker runs side by side
         return [
             (["taskset", "-c", str(i), *entry, *overrides(args, 1, f"{run_dir}/{i}")], {})

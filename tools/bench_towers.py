@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-BENCH_STEP = ["-m", "alexnet_dist.bench_step"]
+BENCH_STEP = ["-m", "alexnet_dist.cli.bench_step"]
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
 
 

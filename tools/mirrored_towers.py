@@ -21,7 +21,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from alexnet_dist.config import DistributeConfig, OptimConfig  # noqa: E402
-from alexnet_dist.distribute import create_runtime, devices, placement  # noqa: E402
+from alexnet_dist.distribute import devices, graph_trace  # noqa: E402
+from alexnet_dist.distribute.backends import create_runtime  # noqa: E402
 from alexnet_dist.models import alexnet  # noqa: E402
 from alexnet_dist.models.traffic import tower_traffic  # noqa: E402
 from alexnet_dist.training.optimizer import build_optimizer  # noqa: E402
@@ -48,7 +49,7 @@ def crossing_bytes(runtime, args, tower_devices) -> dict:
     labels = tf.zeros((args.batch * runtime.num_replicas,), tf.int32)
     data = tf.data.Dataset.from_tensors((images, labels))
     batch = next(iter(runtime.distribute_dataset(lambda _: data.unbatch().batch(args.batch))))
-    return placement.trace(step, batch).transfers, tower_traffic(model)
+    return graph_trace.trace(step, batch).transfers, tower_traffic(model)
 
 
 def main(argv=None) -> int:
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
         create_runtime(DistributeConfig(devices_per_replica=2, logical_cpus=4)), args,
         ["/cpu:0", "/cpu:1"],
     )  # fmt: skip
-    alexnet._device_scope = _per_replica_scope  # the per-replica placement mirrored lacks
+    alexnet.device_scope = _per_replica_scope  # the per-replica placement mirrored lacks
     mirrored = create_runtime(DistributeConfig(backend="mirrored", devices=["/cpu:0", "/cpu:2"]))
     with mirrored.scope():
         mirrored_transfers, _ = crossing_bytes(mirrored, args, ["a", "b"])

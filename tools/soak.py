@@ -43,7 +43,13 @@ def main(argv=None) -> int:
 
     run_dir = tempfile.mkdtemp(prefix="alexnet-soak-")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "alexnet_dist.train", f"hydra.run.dir={run_dir}", *args.overrides],
+        [
+            sys.executable,
+            "-m",
+            "alexnet_dist.cli.train",
+            f"hydra.run.dir={run_dir}",
+            *args.overrides,
+        ],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -7,7 +7,16 @@ uninterrupted run would have seen.
 
 import tensorflow as tf
 
-from alexnet_dist.data.stats import IMAGENET_MEAN, PCA_EIGENVALUES, PCA_EIGENVECTORS, PIXEL_STD
+from alexnet_dist.config.schema import IMAGENET_MEAN, PIXEL_STD
+
+# The paper's "lighting" noise: principal components of ImageNet's RGB pixel values
+# (pixels in [0, 1]). Eigenvalues, and eigenvectors as columns (row c is channel c).
+PCA_EIGENVALUES = (0.2175, 0.0188, 0.0045)
+PCA_EIGENVECTORS = (
+    (-0.5675, 0.7192, 0.4009),
+    (-0.5808, -0.0045, -0.8140),
+    (-0.5836, -0.6948, 0.4203),
+)
 
 
 def resize_shorter_side(image: tf.Tensor, size: int) -> tf.Tensor:

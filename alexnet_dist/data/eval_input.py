@@ -1,16 +1,11 @@
 """The evaluation input: every image of the split once, and as many steps on every worker."""
 
-from __future__ import annotations
-
 import os
-from typing import TYPE_CHECKING
 
 import tensorflow as tf
 
 from alexnet_dist.data import augment, schema
-
-if TYPE_CHECKING:
-    from alexnet_dist.data.pipeline import InputSpec
+from alexnet_dist.data.input_spec import InputSpec
 
 
 def images_per_worker(data_dir: str, split: str, files: list[str], workers: int) -> list[int]:

@@ -18,7 +18,6 @@ first batches before they are decoded, so a run resumed mid-epoch continues with
 exactly the batches it would have seen.
 """
 
-import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -28,39 +27,9 @@ import tensorflow as tf
 from alexnet_dist.data import augment, schema
 from alexnet_dist.data.batch_slices import BatchSlices
 from alexnet_dist.data.eval_input import batch_to_equal_steps, eval_image, images_per_worker
+from alexnet_dist.data.input_spec import InputSpec
 from alexnet_dist.data.shard_errors import checked_label
-
-
-@dataclasses.dataclass(frozen=True)
-class InputSpec:
-    """How to read one split of a converted dataset."""
-
-    data_dir: str
-    split: str
-    batch_size: int  # per worker
-    crop_size: int
-    resize_size: int
-    training: bool
-    seed: int = 0
-    shuffle_buffer: int = 10_000
-    deterministic: bool = True
-    parallel_calls: int = 0  # images decoded at once: 0 one per core, -1 tf.data's autotuner
-    lighting_std: float = 0.0  # training: the paper's PCA colour noise (0.1); 0 is off
-    train_crop: str = "paper"  # "paper": crop of the resized image; "inception": random-resized
-    eval_crops: int = 1  # evaluation: 1 (centre) or 10 (the paper's corners, centre, flips)
-    # Training: the tf.data service dispatcher (grpc://host:port) that runs the pipeline,
-    # and a name unique to the run for its jobs; None reads and decodes in this process.
-    service: str | None = None
-    service_job: str = "alexnet"
-    # Keep this worker's records (the JPEG bytes) in memory after the first pass, so
-    # later epochs and evaluations do not read the files again. The shard order is
-    # then fixed; the shuffle buffer does the mixing. Needs RAM for the worker's share.
-    cache: bool = False
-    # The label map's size: a record whose label is outside [0, num_classes) is an
-    # error naming it (shard_errors.py); 0 leaves labels unchecked.
-    num_classes: int = 0
-    # Training: the batch of all workers together, which `BatchSlices` splits.
-    global_batch: int = 0
+from alexnet_dist.data.tuning import autotuned_if_asked, parallel_calls
 
 
 def list_shards(data_dir: str, split: str) -> list[str]:
@@ -129,21 +98,20 @@ def _epoch(
 ) -> tf.data.Dataset:
     """One epoch, as `make_dataset` describes it; `epoch` a tensor inside `training_epochs`."""
     sliced = spec.training and isinstance(input_context, BatchSlices)
-    if sliced:  # one record order for all: seeds and skips as in a one-worker run
-        share = input_context.share(spec.global_batch)
-        input_context = None
+    if sliced:  # one record order per group: seeds and skips as if the group were one worker
+        group_batch = spec.global_batch // input_context.groups
+        share = input_context.share(group_batch)
+        input_context = input_context.group_context()
     workers = input_context.num_input_pipelines if input_context else 1
     worker = input_context.input_pipeline_id if input_context else 0
     epoch_seed = _epoch_seed(spec, epoch)
     ds = records(spec, epoch, input_context)
     if spec.training:
         # With the service the pipeline is split between its workers: skip there instead.
-        skip = (
-            0 if spec.service else skip_batches * (spec.global_batch if sliced else spec.batch_size)
-        )
+        skip = 0 if spec.service else skip_batches * (group_batch if sliced else spec.batch_size)
         ds = ds.skip(skip)
         if sliced:  # before decoding: a worker decodes only its own images
-            ds = ds.batch(spec.global_batch, drop_remainder=True)
+            ds = ds.batch(group_batch, drop_remainder=True)
             ds = ds.map(lambda i, r: (i[share[0] : share[1]], r[share[0] : share[1]]))
             ds = ds.unbatch()
 
@@ -279,50 +247,6 @@ def records(
         return ds
     ds = ds.shuffle(spec.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
     return ds.enumerate()
-
-
-def parallel_calls(spec: InputSpec) -> int:
-    """How many images to decode at once: one per core this process may use, by default.
-
-    Measured on 2 cores (#11, alexnet-bench-input --runs 5): with tf.data's
-    autotuner, images/s moved by 11-14 % between back-to-back runs, as it settled
-    on a different parallelism each time; one per core moved by 5-10 %, and was
-    as fast. Two per core was up to 5 % faster for the input alone, within this
-    machine's noise; one per core leaves more to the step where the two share
-    the cores (CPU training).
-    """
-    if spec.parallel_calls == -1:
-        return tf.data.AUTOTUNE
-    return spec.parallel_calls or len(os.sched_getaffinity(0))
-
-
-def autotuned_if_asked(ds: tf.data.Dataset, spec: InputSpec) -> tf.data.Dataset:
-    """With data.parallel_calls=-1, marks `ds` (and what is built on it) for tf.data's
-    autotuning loop, which `without_autotune_loop` otherwise turns off."""
-    if spec.parallel_calls != -1:
-        return ds
-    options = tf.data.Options()
-    options.autotune.enabled = True
-    return ds.with_options(options)
-
-
-def without_autotune_loop(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """`ds` without tf.data's autotuning loop, unless it asked for it (data.parallel_calls=-1).
-
-    The loop is a thread per iterator that sleeps for growing periods, up to a
-    minute, and destroying the iterator waits until it wakes: with the loop, the
-    first step of every epoch stalled for 13-60 s on 2 cores, in every backend
-    (TensorFlow 2.21; the previous epoch's iterator is destroyed there). This
-    pipeline sets its parallelism rather than tuning it (`parallel_calls`), and
-    prefetch(AUTOTUNE) sizes its buffer without the loop. Apply it to the
-    outermost dataset, the one iterated: the runtimes do, after their own
-    wrapping, since options set further in did not reliably reach the iterator.
-    """
-    if ds.options().autotune.enabled:
-        return ds
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.with_options(options)
 
 
 def _epoch_seed(spec: InputSpec, epoch: int) -> int:

@@ -30,6 +30,10 @@ class DataError(ValueError):
     """Data that cannot be read as asked; the message names the folder, file or shard."""
 
 
+class ConversionError(Exception):
+    """Input that alexnet-convert cannot turn into a dataset; the message names the culprit."""
+
+
 FEATURES = {
     "image/encoded": tf.io.FixedLenFeature([], tf.string),
     "image/class/label": tf.io.FixedLenFeature([], tf.int64),

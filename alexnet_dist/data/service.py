@@ -8,8 +8,8 @@ seeds and augmentation, exactly as without the service) is sent to the service
 as a job of its own; the service's workers share its files between them
 ("distributed_epoch": every image once per epoch) and stream back batches.
 
-    python -m alexnet_dist.data.service dispatcher --port 5050
-    python -m alexnet_dist.data.service worker --dispatcher host:5050 --port 5051
+    python -m alexnet_dist.cli.data_service dispatcher --port 5050
+    python -m alexnet_dist.cli.data_service worker --dispatcher host:5050 --port 5051
 
 The service returns augmented images and the trainer batches them (a service
 worker would drop its own partial last batch). Each image's crop and lighting are
@@ -18,13 +18,7 @@ across service workers. With more than one service worker the order depends on
 timing, so a resumed run sees the right number of batches but not the same order.
 """
 
-import argparse
-import os
-import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
-
-import tensorflow as tf  # noqa: E402
+import tensorflow as tf
 
 
 def distribute(ds: tf.data.Dataset, address: str, job_name: str) -> tf.data.Dataset:
@@ -38,34 +32,22 @@ def distribute(ds: tf.data.Dataset, address: str, job_name: str) -> tf.data.Data
     )
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="A tf.data service dispatcher or worker.")
-    sub = p.add_subparsers(dest="role", required=True)
-    d = sub.add_parser("dispatcher", help="the service's coordinator (one per cluster)")
-    d.add_argument("--port", type=int, default=5050)
-    d.add_argument("--work-dir", default=None, help="state for restarts (optional)")
-    w = sub.add_parser("worker", help="a process that runs the input pipelines")
-    w.add_argument("--dispatcher", required=True, help="host:port of the dispatcher")
-    w.add_argument("--port", type=int, default=0, help="0: any free port")
-    w.add_argument("--host", default=None, help="address trainers reach this worker at")
-    args = p.parse_args(argv)
+def dispatcher(port: int, work_dir: str | None = None):
+    """A running dispatcher on `port`; with `work_dir`, it journals its state there and a
+    restarted dispatcher picks it up."""
     service = tf.data.experimental.service
-    if args.role == "dispatcher":
-        config = service.DispatcherConfig(
-            port=args.port, work_dir=args.work_dir, fault_tolerant_mode=bool(args.work_dir)
-        )
-        server = service.DispatchServer(config)
-        print(f"tf.data dispatcher at {server.target}", flush=True)
-    else:
-        dispatcher = args.dispatcher.removeprefix("grpc://")
-        kwargs = {"worker_address": f"{args.host}:%port%"} if args.host else {}
-        server = service.WorkerServer(
-            service.WorkerConfig(dispatcher_address=dispatcher, port=args.port, **kwargs)
-        )
-        print(f"tf.data worker for dispatcher {dispatcher} (pid {os.getpid()})", flush=True)
-    server.join()
-    return 0
+    config = service.DispatcherConfig(
+        port=port, work_dir=work_dir, fault_tolerant_mode=bool(work_dir)
+    )
+    return service.DispatchServer(config)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def worker(dispatcher_address: str, port: int = 0, host: str | None = None):
+    """A running worker of the dispatcher at `dispatcher_address` (host:port, or grpc://...),
+    reachable by trainers at `host` (default: the dispatcher's idea of it)."""
+    service = tf.data.experimental.service
+    address = dispatcher_address.removeprefix("grpc://")
+    kwargs = {"worker_address": f"{host}:%port%"} if host else {}
+    return service.WorkerServer(
+        service.WorkerConfig(dispatcher_address=address, port=port, **kwargs)
+    )

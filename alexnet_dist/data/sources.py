@@ -24,8 +24,8 @@ import zlib
 import tensorflow as tf
 
 from alexnet_dist.config import Config, ConfigError, DataConfig
-from alexnet_dist.data import augment, eval_input, pipeline, schema, shapes, shard_errors
-from alexnet_dist.data.pipeline import InputSpec
+from alexnet_dist.data import augment, eval_input, pipeline, schema, shapes, shard_errors, tuning
+from alexnet_dist.data.input_spec import InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ class TFDS(Source):
             read_config=read_config,
         )
         ds = ds.map(lambda x: (x["image"], tf.cast(x["label"], tf.int32)))
-        ds = pipeline.autotuned_if_asked(ds, spec)
+        ds = tuning.autotuned_if_asked(ds, spec)
         if spec.training:
             ds = ds.shuffle(spec.shuffle_buffer, seed=epoch_seed, reshuffle_each_iteration=False)
             ds = ds.enumerate().skip(skip_batches * spec.batch_size)
@@ -229,12 +229,12 @@ class TFDS(Source):
                 crop_seed, lighting_seed = pipeline.image_seeds(epoch_seed, index, workers, worker)
                 return pipeline.train_decoded_image(image, crop_seed, lighting_seed, spec), label
 
-            ds = ds.map(preprocess, num_parallel_calls=pipeline.parallel_calls(spec))
+            ds = ds.map(preprocess, num_parallel_calls=tuning.parallel_calls(spec))
             ds = ds.batch(spec.batch_size, drop_remainder=True)
         else:
             ds = ds.map(
                 lambda image, label: (eval_input.eval_image(image, spec), label),
-                num_parallel_calls=pipeline.parallel_calls(spec),
+                num_parallel_calls=tuning.parallel_calls(spec),
             )
             counts = self.worker_examples(spec.split, workers)
             ds = eval_input.batch_to_equal_steps(ds, spec.batch_size, counts)

@@ -17,7 +17,7 @@ Each gives {file name without extension: class name}.
 import csv
 import os
 
-from alexnet_dist.data.converter import ConversionError
+from alexnet_dist.data.schema import ConversionError
 
 DEVKIT_TRUTH = os.path.join("data", "ILSVRC2012_validation_ground_truth.txt")
 DEVKIT_META = os.path.join("data", "meta.mat")

@@ -1,9 +1,9 @@
 """Which devices a process uses, and which of them each replica's towers go on.
 
-Model parallelism (the paper's split) gives every replica `devices_per_replica`
-devices: tower a on the first, tower b on the second. The backends decide the
-devices here, the model takes them (`build_alexnet(tower_devices=...)`), and
-nothing else needs to know.
+Model parallelism gives every replica `devices_per_replica` devices: the
+paper's tower a on the first and tower b on the second, or the 2014 hybrid's K.
+The backends decide the devices here and hand them on as the runtime's
+`placement.Placement`, where the model builder takes them.
 
 Devices are GPUs where the process has them. Without GPUs, `logical_cpus`
 splits the process's CPU into that many logical devices that stand in for GPUs:
@@ -61,26 +61,6 @@ def prefetched_to(device: str, dataset_fn):
         )
 
     return fetched
-
-
-def batch_device(replica_devices: list[str] | None, owt_hybrid: bool = False) -> str:
-    """Where a replica's batches are prefetched to: its (first) device, or the host for
-    the 2014 hybrid, which splits each batch there and sends each device its part."""
-    if owt_hybrid:
-        return "/cpu:0"
-    return replica_devices[0] if replica_devices else accelerators()[1][0]
-
-
-def xla_by_default(tower_devices: list[str] | None) -> bool:
-    """What trainer.jit_compile=null means: XLA where each replica runs on one GPU.
-
-    On GPUs XLA fuses the elementwise work (the LRN's passes, the input's
-    normalisation) into a few kernels. On CPU it loses (#4: float32 61 -> 52
-    images/s, bf16 84 -> 49), and it compiles one device, so towers on two
-    devices run without it.
-    """
-    kind, _ = accelerators()
-    return kind == "GPU" and not tower_devices
 
 
 def check_exist(devices: list[str], key: str) -> list[str]:

@@ -13,7 +13,9 @@ import keras
 import tensorflow as tf
 
 from alexnet_dist.config import ConfigError, DistributeConfig
+from alexnet_dist.data.batch_slices import BatchSlices
 from alexnet_dist.distribute import devices
+from alexnet_dist.distribute.placement import Placement
 from alexnet_dist.distribute.rank_group import RankGroup
 from alexnet_dist.distribute.runtime import Runtime, as_iterated
 
@@ -23,7 +25,7 @@ INSTALL_HINT = (
 )
 
 
-def _import_horovod():
+def import_horovod():
     try:
         import horovod.tensorflow as hvd
     except ImportError as e:
@@ -41,7 +43,7 @@ class HorovodRuntime(Runtime):
     """
 
     def __init__(self, cfg: DistributeConfig):
-        hvd = _import_horovod()
+        hvd = import_horovod()
         # Gloo's bound on one collective (its own default: 30 s), read by hvd.init():
         # a rank that stops answering fails the others' pending all-reduce after it.
         # Under MPI (srun --mpi=pmix) Horovod's MPI controller has no such bound.
@@ -61,10 +63,10 @@ class HorovodRuntime(Runtime):
             for gpu in mine:
                 tf.config.experimental.set_memory_growth(gpu, True)
             tf.config.set_visible_devices(mine, "GPU")
+        mine, group = None, None
         if per_replica > 1:
             kind, local = devices.accelerators()
-            self.tower_devices = devices.replica_devices(local, 0, 1, per_replica, kind)
-        self.owt_hybrid = cfg.owt_hybrid
+            mine = devices.replica_devices(local, 0, 1, per_replica, kind)
         self.hvd = hvd
         if ranks_per_replica > 1:
             if hvd.size() % ranks_per_replica:
@@ -72,7 +74,8 @@ class HorovodRuntime(Runtime):
                     f"distribute.ranks_per_replica={ranks_per_replica} does not divide the "
                     f"{hvd.size()} ranks into whole replicas"
                 )
-            self.rank_group = RankGroup(hvd, ranks_per_replica)
+            group = RankGroup(hvd, ranks_per_replica)
+        self.placement = Placement(mine, owt_hybrid=cfg.owt_hybrid, rank_group=group)
         self.compression = hvd.Compression.fp16 if cfg.fp16_allreduce else hvd.Compression.none
 
     @property
@@ -91,11 +94,18 @@ class HorovodRuntime(Runtime):
         return contextlib.nullcontext()
 
     def distribute_dataset(self, dataset_fn):
-        device = devices.batch_device(self.tower_devices, self.owt_hybrid)
+        device = self.placement.batch_device
         return as_iterated(devices.prefetched_to(device, dataset_fn))(self._input_context())
 
+    @property
+    def input_pipelines(self) -> int:
+        group = self.placement.rank_group
+        return self.hvd.size() // (group.size if group else 1)
+
     def _input_context(self) -> tf.distribute.InputContext:
-        size = self.hvd.size()
+        size, group = self.hvd.size(), self.placement.rank_group
+        if group is not None:  # a replica's ranks read its one record order, a slice each
+            return BatchSlices(size, self.hvd.rank(), group.size)
         return tf.distribute.InputContext(size, self.hvd.rank(), size)
 
     def all_reduce_sum(self, value):
@@ -115,7 +125,7 @@ class HorovodRuntime(Runtime):
         # A shard of the hybrid over ranks is summed only among the ranks that hold
         # the same shard in the other replicas: its gradient covers its group already.
         sets: dict[tuple, list[int]] = {}
-        group = self.rank_group
+        group = self.placement.rank_group
         for i, v in enumerate(variables):
             held = group is not None and group.holds(v)
             sets.setdefault((_device_of(v), held), []).append(i)
@@ -134,7 +144,7 @@ class HorovodRuntime(Runtime):
         return reduced
 
     def batches_in_gradient(self, variable):
-        group = self.rank_group
+        group = self.placement.rank_group
         return group.size if group is not None and group.holds(variable) else 1
 
     def offset_by_replica(self, variables):
@@ -149,12 +159,3 @@ class HorovodRuntime(Runtime):
 
 def _device_of(variable) -> str:
     return (variable.value if isinstance(variable, keras.Variable) else variable).device
-
-
-def horovod(cfg: DistributeConfig) -> HorovodRuntime:
-    if cfg.elastic:
-        _import_horovod()  # the install hint, before elastic.py imports Horovod
-        from alexnet_dist.distribute.elastic import ElasticHorovodRuntime
-
-        return ElasticHorovodRuntime(cfg)
-    return HorovodRuntime(cfg)

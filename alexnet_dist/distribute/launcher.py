@@ -1,6 +1,6 @@
 """Local multi-worker launcher: N alexnet-train processes on this machine, one TF_CONFIG each.
 
-    python -m alexnet_dist.distribute.launcher -n 2 --run-dir runs/mw -- trainer.epochs=5
+    python -m alexnet_dist.cli.multiworker -n 2 --run-dir runs/mw -- trainer.epochs=5
 
 Every worker gets the same pinned run directory (so they share one set of
 checkpoints, written by worker 0) and a TF_CONFIG with free localhost ports.
@@ -10,7 +10,6 @@ exits with the failing worker's exit code (128 + signal for a killed one), so a
 dead worker ends the job instead of leaving its peers blocked in an all-reduce.
 """
 
-import argparse
 import json
 import os
 import signal
@@ -38,7 +37,7 @@ def free_ports(count: int) -> list[int]:
 
 
 def worker_command(run_dir: str, overrides: list[str], python: str) -> list[str]:
-    command = [python, "-m", "alexnet_dist.train", "distribute=multiworker"]
+    command = [python, "-m", "alexnet_dist.cli.train", "distribute=multiworker"]
     return command + [f"hydra.run.dir={run_dir}", *overrides]
 
 
@@ -119,24 +118,3 @@ def launch(
             time.sleep(0.2)
     finally:
         _stop(procs)
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="launch/multiworker.sh", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("-n", "--num-workers", type=int, default=2)
-    parser.add_argument(
-        "--run-dir",
-        default=os.path.join("runs", "multiworker", time.strftime("%Y-%m-%d_%H-%M-%S")),
-        help="run directory shared by all workers (default: a new one under runs/multiworker)",
-    )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every worker")
-    args = parser.parse_args(argv)
-    if args.num_workers < 1:
-        parser.error(f"--num-workers must be >= 1, got {args.num_workers}")
-    return launch(args.num_workers, os.path.abspath(args.run_dir), args.overrides)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

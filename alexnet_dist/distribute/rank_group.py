@@ -1,7 +1,7 @@
 """The K Horovod ranks of one replica of the 2014 hybrid, and the exchanges between them.
 
 With `distribute.ranks_per_replica=K`, K consecutive ranks (one GPU each) make one
-replica of models/owt_hybrid.py's scheme: each runs the convolutions on its own
+replica of the 2014 hybrid (owt_hybrid.py): each runs the convolutions on its own
 images and holds 1/K of the units of fc6, fc7 and fc8. The model calls the
 exchanges here; each is a Horovod collective among the group's ranks with the
 gradient that the scheme needs:
@@ -91,7 +91,7 @@ class RankGroup:
         """x: (rows, this rank's units) -> (rows, every rank's units, in rank order).
 
         Gathered as the transpose, since Horovod gathers along the first axis. Uneven
-        units are split as `owt_hybrid.shard_sizes` splits them, the first ranks one
+        units are split as `models.owt_shards.shard_sizes` splits them, the first ranks one
         more, which is also how Horovod's reduce-scatter splits them back.
         """
         return tf.transpose(self.gather_rows(tf.transpose(x), what))

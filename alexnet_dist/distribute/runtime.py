@@ -13,22 +13,20 @@ from typing import Any
 import tensorflow as tf
 
 from alexnet_dist.config import ConfigError
-from alexnet_dist.data import pipeline
+from alexnet_dist.data import tuning
+from alexnet_dist.distribute.placement import ONE_DEVICE, Placement
 
 
 class Runtime(abc.ABC):
     """A distribution backend as seen by the training loop."""
 
-    # Where this process's replica puts tower a and tower b when it holds the model
-    # on two devices (distribute.devices_per_replica=2, or model.tower_devices in a
-    # one-replica run); None: the whole model on the replica's one device.
-    tower_devices: list[str] | None = None
+    # Where this process's replica holds its model: one device, the paper's towers on two
+    # (distribute.devices_per_replica=2, or model.tower_devices in a one-replica run), or
+    # the 2014 hybrid over devices or ranks.
+    placement: Placement = ONE_DEVICE
     # Whether workers may leave and join during the run (elastic Horovod): then nothing
     # collective may run before `run`, where the state is synchronised.
     elastic = False
-    # The 2014 hybrid over Horovod ranks (distribute.ranks_per_replica): the ranks of this
-    # process's replica, which the model exchanges activations with (rank_group.py).
-    rank_group = None
 
     @property
     @abc.abstractmethod
@@ -47,8 +45,9 @@ class Runtime(abc.ABC):
 
     @property
     def input_pipelines(self) -> int:
-        """How many disjoint parts a training epoch is read in: one per worker, or one
-        stream that every worker reads its slice of (elastic Horovod)."""
+        """How many disjoint parts a training epoch is read in: one per worker; one per
+        replica, whose K ranks each read their slice of it (the 2014 hybrid over ranks); or
+        one stream that every worker reads its slice of (elastic Horovod)."""
         return self.num_workers
 
     @property
@@ -142,5 +141,5 @@ class Runtime(abc.ABC):
 
 def as_iterated(dataset_fn: Callable) -> Callable:
     """dataset_fn, with tf.data's autotuning loop off on the dataset a runtime iterates,
-    unless the input asked for it (`data.pipeline.without_autotune_loop` says why)."""
-    return lambda ctx: pipeline.without_autotune_loop(dataset_fn(ctx))
+    unless the input asked for it (`data.tuning.without_autotune_loop` says why)."""
+    return lambda ctx: tuning.without_autotune_loop(dataset_fn(ctx))

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from alexnet_dist.config import DistributeConfig
 from alexnet_dist.distribute import cluster, devices, watchdog
+from alexnet_dist.distribute.placement import Placement
 from alexnet_dist.distribute.runtime import Runtime, as_iterated
 
 
@@ -39,11 +40,13 @@ class StrategyRuntime(Runtime):
     def scope(self):
         return self.strategy.scope()
 
-    input_device: str | None = None  # where `distribute_dataset` prefetches batches to
+    # Whether `distribute_dataset` copies batches to the replica's device ahead of the step
+    # (the mirrored strategies do it themselves).
+    prefetch = False
 
     def distribute_dataset(self, dataset_fn):
-        if self.input_device:
-            dataset_fn = devices.prefetched_to(self.input_device, dataset_fn)
+        if self.prefetch:
+            dataset_fn = devices.prefetched_to(self.placement.batch_device, dataset_fn)
         return self.strategy.distribute_datasets_from_function(as_iterated(dataset_fn))
 
     def offset_by_replica(self, variables):
@@ -88,9 +91,10 @@ def single(cfg: DistributeConfig) -> StrategyRuntime:
     runtime = StrategyRuntime(tf.distribute.get_strategy())
     kind, local = devices.accelerators()
     if cfg.devices_per_replica > 1:
-        runtime.tower_devices = devices.replica_devices(local, 0, 1, cfg.devices_per_replica, kind)
+        mine = devices.replica_devices(local, 0, 1, cfg.devices_per_replica, kind)
+        runtime.placement = Placement(mine, owt_hybrid=cfg.owt_hybrid)
     # The default strategy leaves batches on the host: copy them ahead of the step.
-    runtime.input_device = devices.batch_device(runtime.tower_devices, cfg.owt_hybrid)
+    runtime.prefetch = True
     return runtime
 
 

@@ -13,7 +13,7 @@ only, no TensorFlow):
   name resolve, does the port answer), prints which cannot be reached, and
   kills the stuck process.
 - The stopping signals (SIGTERM, SIGINT, SIGUSR1) are held during the block
-  (alexnet_dist/stop_signals.py), so they stay pending instead of reaching a
+  (stop_signals.py), so they stay pending instead of reaching a
   thread that cannot act on them; the watcher sees one pending
   (/proc/PID/status) and ends the process at once, naming the signal.
 
@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from alexnet_dist.stop_signals import STOPPING, hold, restore
+from alexnet_dist.distribute.stop_signals import STOPPING, hold, restore
 
 POLL_SECONDS = 0.2
 

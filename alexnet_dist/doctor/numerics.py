@@ -1,6 +1,6 @@
 """Trains k steps on fixed data through a distribution backend; the chief saves the weights.
 
-    python -m alexnet_dist.doctor.numerics BACKEND STEPS PER_REPLICA_BATCH OUT.npz \
+    python -m alexnet_dist.cli.numerics BACKEND STEPS PER_REPLICA_BATCH OUT.npz \
         [fp16] [towers] [owt] [hybridK] [ranks] [placement]
 
 (under TF_CONFIG for multiworker, under horovodrun for horovod)
@@ -16,8 +16,8 @@ Devices: mirrored takes every local GPU, or two logical CPUs without GPUs;
 `owt` trains the one-tower network instead of the paper's, and `hybridK` (hybrid2,
 hybrid4, ...) spreads it over K devices per replica as the 2014 paper does
 (distribute.owt_hybrid), or with `ranks` over K Horovod ranks per replica
-(distribute.ranks_per_replica); both start from the one-device network's
-initial weights and save the weights in its form;
+(distribute.ranks_per_replica); like every layout they start from the
+one-device network's initial weights, and save the weights in its form;
 Horovod gives each rank its own GPU (NCCL where Horovod was built with it) or
 the CPU (Gloo). TensorFloat-32 is off, so that GPUs multiply in float32 like
 the reference run does. `placement` also writes the op types that ran on each
@@ -25,17 +25,15 @@ device in the first step to OUT.<rank>.placement.json.
 """
 
 import json
-import os
-import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from alexnet_dist.config import DistributeConfig, OptimConfig
-from alexnet_dist.distribute import create_runtime, placement
-from alexnet_dist.models import build_alexnet
-from alexnet_dist.training.checkpoint_twin import one_device_twin
+from alexnet_dist.config import DistributeConfig, ModelConfig, OptimConfig
+from alexnet_dist.distribute import graph_trace
+from alexnet_dist.distribute.backends import create_runtime
+from alexnet_dist.distribute.placement import build_model, one_device_form
 from alexnet_dist.training.optimizer import build_optimizer
 from alexnet_dist.training.step import make_train_step
 
@@ -77,39 +75,28 @@ def run(
         xs, ys = zip(*chunks, strict=True)
         return tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys)))
 
-    def network(devices=None, ranks=None):
-        keras.utils.set_random_seed(0)
-        return build_alexnet(
-            variant, CLASSES, IMAGE, width=0.125, dropout=0.0, init="he", tower_devices=devices,
-            rank_group=ranks,
-        )  # fmt: skip
-
     def make_optimizer(m):
         return build_optimizer(OptimConfig(), m, 0.05 * global_batch / 128)
 
+    network = ModelConfig(variant=variant, image_size=IMAGE, width=0.125, dropout=0.0, init="he")
     with runtime.scope():
-        model = network(runtime.tower_devices, runtime.rank_group)
+        keras.utils.set_random_seed(0)
+        model = build_model(network, CLASSES, runtime.placement)
         optimizer = make_optimizer(model)
-        twin = one_device_twin(model, optimizer, make_optimizer)
-        if twin:  # the same start as the one-device network
-            twin.model.set_weights(network().get_weights())
-            twin.scatter()
+        form = one_device_form(model, optimizer, make_optimizer)
     # A large decay, so that a wrong split of it between replicas shows in the weights.
     step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=0.05)
     for i, batch in enumerate(runtime.distribute_dataset(dataset_fn) if steps else []):
         if i == 0 and placement_out:
-            ops = placement.trace(step, batch).ops.values()
+            ops = graph_trace.trace(step, batch).ops.values()
             ran = {d: sorted({t for t, dev in ops if dev == d}) for _, d in ops}
             held = {v.path: [list(v.shape), v.value.device] for v in model.trainable_variables}
             with open(placement_out, "w") as f:
-                json.dump({"tower_devices": runtime.tower_devices, "ops": ran, "variables": held},
-                          f)  # fmt: skip
+                json.dump({"devices": runtime.placement.devices, "ops": ran, "variables": held}, f)
         else:
             step(batch)
-    if twin:
-        twin.gather()  # every rank: a collective for the hybrid over ranks
-        model = twin.model
-    return [np.asarray(w) for w in model.get_weights()] if runtime.is_chief else None
+    form.gather()  # every rank: a collective for the hybrid over ranks
+    return [np.asarray(w) for w in form.model.get_weights()] if runtime.is_chief else None
 
 
 def load(path: str) -> list[np.ndarray]:
@@ -148,26 +135,3 @@ def config(
         ranks_per_replica=hybrid if over_ranks else 1,
         logical_cpus=stand_ins,
     )
-
-
-def rank() -> str:
-    return os.environ.get("HOROVOD_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0"))
-
-
-def main(argv=None) -> int:
-    argv = sys.argv if argv is None else argv
-    backend, steps, per_replica, out = argv[1], int(argv[2]), int(argv[3]), argv[4]
-    options = argv[5:]
-    tf.config.experimental.enable_tensor_float_32_execution(False)
-    hybrid = next((int(o[len("hybrid") :]) for o in options if o.startswith("hybrid")), 0)
-    cfg = config(backend, "towers" in options, "fp16" in options, hybrid, "ranks" in options)
-    placement_out = f"{out}.{rank()}.placement.json" if "placement" in options else None
-    variant = "owt" if hybrid or "owt" in options else "paper"
-    weights = run(cfg, steps, per_replica, placement_out, variant)
-    if weights is not None:
-        np.savez(out, *weights)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

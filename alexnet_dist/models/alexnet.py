@@ -9,62 +9,31 @@ placed them on two GPUs. The cross-links are explicit too: `conv3_*`, `fc6_*`,
 
 Both models return logits (the paper's softmax lives in the loss and in
 prediction). They hold no strategy, file or data logic; only the device
-placement the caller asks for.
+placement the caller asks for. The 2014 network spread over devices or ranks is
+distribute/placement.py's: it builds on this module's network.
 """
 
-import contextlib
 from collections.abc import Sequence
 
 import keras
 
+from alexnet_dist.models.layers import (
+    DEFAULT_IMAGE_SIZE,
+    INITS,
+    OWT_FILTERS,
+    OWT_UNITS,
+    PAPER_FILTERS,
+    PAPER_UNITS,
+    device_scope,
+    initializers,
+    pooled_size,
+    scaled,
+)
 from alexnet_dist.models.lrn import LocalResponseNormalization
-
-# Paper layer widths for the whole network (both towers together).
-PAPER_FILTERS = {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256}
-PAPER_UNITS = 4096
-OWT_FILTERS = {"conv1": 64, "conv2": 192, "conv3": 384, "conv4": 256, "conv5": 256}
-OWT_UNITS = 4096
-DEFAULT_IMAGE_SIZE = {"paper": 227, "owt": 224}
-
-# The paper's initialisation: weights N(0, 0.01); bias 1 in conv2, conv4, conv5
-# and the hidden FC layers so their ReLUs start in the linear regime, 0 elsewhere.
-# It is sized for mean-subtracted 0-255 pixels, and even then the constant biases
-# swamp the image signal by fc7 (the logits barely vary across images at step 0):
-# on a small dataset training sits at chance for thousands of steps. "he" (He
-# normal kernels, zero biases; inputs scaled to unit variance) trains at once.
-INITS = ("paper", "he")
-_PAPER_KERNEL_STD = 0.01
-_PAPER_BIAS_ONE = ("conv2", "conv4", "conv5", "fc6", "fc7")
-
-
-def _scaled(count: int, width: float) -> int:
-    return max(1, int(round(count * width)))
-
-
-def _pooled_size(size: int, variant: str, poolings: int = 3) -> int:
-    """Spatial size after conv1 and the first `poolings` 3/2 poolings (0 if too small)."""
-    pad = 2 if variant == "owt" else 0
-    size = (size + 2 * pad - 11) // 4 + 1 if size + 2 * pad >= 11 else 0
-    for _ in range(poolings):
-        size = (size - 3) // 2 + 1 if size >= 3 else 0
-    return size
-
-
-def _device_scope(device: str | None):
-    return keras.device(device) if device else contextlib.nullcontext()
 
 
 def _concat(per_tower_maps):
     return keras.ops.concatenate([per_tower_maps["a"], per_tower_maps["b"]], axis=-1)
-
-
-def _initializers(name: str, init: str) -> dict:
-    if init == "he":
-        return {"kernel_initializer": "he_normal", "bias_initializer": "zeros"}
-    return {
-        "kernel_initializer": keras.initializers.RandomNormal(stddev=_PAPER_KERNEL_STD),
-        "bias_initializer": "ones" if name.split("_")[0] in _PAPER_BIAS_ONE else "zeros",
-    }
 
 
 def _paper_conv(name, init, filters, kernel, strides=1, padding="same"):
@@ -75,13 +44,13 @@ def _paper_conv(name, init, filters, kernel, strides=1, padding="same"):
         padding=padding,
         activation="relu",
         name=name,
-        **_initializers(name, init),
+        **initializers(name, init),
     )
 
 
 def _paper_dense(name, init, units, activation="relu", **kwargs):
     return keras.layers.Dense(
-        units, activation=activation, name=name, **_initializers(name, init), **kwargs
+        units, activation=activation, name=name, **initializers(name, init), **kwargs
     )
 
 
@@ -114,8 +83,8 @@ class PaperAlexNet(keras.Model):
 
         # Each tower holds half of every layer. Layers are attributes named like
         # `conv1_a` (not dicts of layers) so that checkpoints track them by name.
-        half = {k: _scaled(v // 2, width) for k, v in PAPER_FILTERS.items()}
-        units = _scaled(PAPER_UNITS // 2, width)
+        half = {k: scaled(v // 2, width) for k, v in PAPER_FILTERS.items()}
+        units = scaled(PAPER_UNITS // 2, width)
         conv_args = {"conv1": (11, 4, "valid"), "conv2": (5, 1, "same")}
         for t in self.TOWERS:
             for stage in PAPER_FILTERS:
@@ -138,7 +107,7 @@ class PaperAlexNet(keras.Model):
         """Each tower applies its `stage` layer to its own maps, on its own device."""
         out = {}
         for t, device in zip(self.TOWERS, self.tower_devices, strict=True):
-            with _device_scope(device):
+            with device_scope(device):
                 out[t] = getattr(self, f"{stage}_{t}")(inputs[t], **kwargs)
         return out
 
@@ -146,7 +115,7 @@ class PaperAlexNet(keras.Model):
         """Each tower applies its `stage` layer to the maps of both towers (a cross-link)."""
         out = {}
         for t, device in zip(self.TOWERS, self.tower_devices, strict=True):
-            with _device_scope(device):
+            with device_scope(device):
                 out[t] = getattr(self, f"{stage}_{t}")(_concat(inputs))
         return out
 
@@ -162,7 +131,7 @@ class PaperAlexNet(keras.Model):
         # and backward (else TensorFlow sends them to the second device twice).
         inputs = {}
         for t, device in zip(self.TOWERS, self.tower_devices, strict=True):
-            with _device_scope(device):
+            with device_scope(device):
                 inputs[t] = keras.ops.copy(images) if device else images
         x = keep("conv1", self._own("conv1", inputs))
         x = keep("pool1", self._own("pool1", self._own("lrn1", x)))
@@ -175,7 +144,7 @@ class PaperAlexNet(keras.Model):
         x = self._own("flatten", x)
         x = keep("fc6", self._own("dropout6", self._both("fc6", x), training=training))
         x = keep("fc7", self._own("dropout7", self._both("fc7", x), training=training))
-        with _device_scope(self.tower_devices[0]):
+        with device_scope(self.tower_devices[0]):
             ends["logits"] = self.fc8(_concat(x))
         return ends
 
@@ -196,22 +165,22 @@ class PaperAlexNet(keras.Model):
 
 def _owt(num_classes, image_size, width, dropout, device, init):
     """The one-tower network of "One weird trick" (torchvision's `alexnet`)."""
-    f = {k: _scaled(v, width) for k, v in OWT_FILTERS.items()}
-    units = _scaled(OWT_UNITS, width)
+    f = {k: scaled(v, width) for k, v in OWT_FILTERS.items()}
+    units = scaled(OWT_UNITS, width)
     layers = keras.layers
 
     def conv(name, kernel, strides=1, padding="same"):
         return layers.Conv2D(
             f[name], kernel, strides=strides, padding=padding, activation="relu", name=name,
-            **_initializers(name, init),
+            **initializers(name, init),
         )  # fmt: skip
 
     def dense(name, units, activation="relu", **kwargs):
         return layers.Dense(
-            units, activation=activation, name=name, **_initializers(name, init), **kwargs
+            units, activation=activation, name=name, **initializers(name, init), **kwargs
         )
 
-    with _device_scope(device):
+    with device_scope(device):
         images = keras.Input((image_size, image_size, 3), name="images")
         x = layers.ZeroPadding2D(2, name="pad1")(images)
         x = conv("conv1", 11, strides=4, padding="valid")(x)
@@ -239,7 +208,6 @@ def build_alexnet(
     dropout: float = 0.5,
     tower_devices: Sequence[str] | None = None,
     init: str = "paper",
-    rank_group=None,
 ) -> keras.Model:
     """Builds an AlexNet that maps (batch, size, size, 3) images to logits.
 
@@ -252,13 +220,11 @@ def build_alexnet(
         dropout: dropout rate before/after the hidden fully connected layers.
         tower_devices: for "paper", two device names (e.g. ["/gpu:0", "/gpu:1"]) to
             place tower a and tower b on, as the paper split the net over two GPUs;
-            for "owt", one, or K >= 2 to spread it over K devices as Krizhevsky's 2014
-            paper does (models/owt_hybrid.py: data-parallel convolutions, fully
-            connected layers split by units). None keeps everything on the current device.
+            for "owt", one. None keeps everything on the current device. (The "owt"
+            network over K devices or ranks, the 2014 way, is
+            `distribute.placement.build_model`'s.)
         init: "paper" (N(0, 0.01) weights, the paper's unit biases; for mean-subtracted
             0-255 pixels) or "he" (He normal, zero biases; for unit-variance inputs).
-        rank_group: for "owt", the Horovod ranks of this replica (distribute/rank_group.py)
-            to spread it over the 2014 way, one rank per device; this rank's part.
 
     Returns:
         A built `keras.Model` whose output is float logits of shape (batch, num_classes).
@@ -276,50 +242,38 @@ def build_alexnet(
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
     image_size = image_size or DEFAULT_IMAGE_SIZE[variant]
-    if _pooled_size(image_size, variant) < 1:
-        smallest = next(s for s in range(11, 512) if _pooled_size(s, variant) >= 1)
+    if pooled_size(image_size, variant) < 1:
+        smallest = next(s for s in range(11, 512) if pooled_size(s, variant) >= 1)
         raise ValueError(
             f"image_size={image_size} is too small for the {variant!r} AlexNet: "
             f"conv1 and three 3x3/2 poolings need at least {smallest} pixels"
         )
-    if variant == "paper" and tower_devices is not None and len(tower_devices) not in (0, 2):
+    towers = list(tower_devices or [])
+    if variant == "paper" and len(towers) not in (0, 2):
         raise ValueError(
-            f"tower_devices={list(tower_devices)!r}: the 'paper' AlexNet has two towers, "
+            f"tower_devices={towers!r}: the 'paper' AlexNet has two towers, "
             "so give two device names or none"
         )
-
+    if variant == "owt":
+        if len(towers) > 1:
+            raise ValueError(
+                f"tower_devices={towers!r}: the 'owt' AlexNet has one tower; over several "
+                "devices it is the 2014 hybrid (distribute.owt_hybrid=true, built by "
+                "alexnet_dist.distribute.placement.build_model)"
+            )
+        return _owt(num_classes, image_size, width, dropout, (towers or [None])[0], init)
+    model = PaperAlexNet(
+        num_classes=num_classes,
+        image_size=image_size,
+        width=width,
+        dropout=dropout,
+        tower_devices=towers or None,
+        init=init,
+        name="alexnet_paper",
+    )
     # A model placed on devices is built by running its layers eagerly, each under its
     # device's scope, so that their variables are created there. (Calling the model first
     # would build them in a symbolic trace, whose variables ignore the device scopes.)
-    if variant == "owt" and rank_group is not None:
-        from alexnet_dist.models.owt_hybrid import RankShardOWT
-
-        model = RankShardOWT(num_classes, image_size, width, dropout, rank_group, init,
-                             name="alexnet_owt")  # fmt: skip
-        model.call(keras.ops.zeros((1, image_size, image_size, 3)))
-        # Its fully connected shards are its own: not broadcast, not summed within the group.
-        rank_group.hold(
-            [v for stage in ("fc6", "fc7", "fc8") for v in model.shards(stage)[0].weights]
-        )
-    elif variant == "owt" and tower_devices is not None and len(tower_devices) > 1:
-        # Imported here: the hybrid's module builds on this one's layers.
-        from alexnet_dist.models.owt_hybrid import HybridOWT
-
-        model = HybridOWT(num_classes, image_size, width, dropout, tower_devices, init,
-                          name="alexnet_owt")  # fmt: skip
-        model.call(keras.ops.zeros((len(tower_devices), image_size, image_size, 3)))
-    elif variant == "owt":
-        return _owt(num_classes, image_size, width, dropout, (tower_devices or [None])[0], init)
-    else:
-        model = PaperAlexNet(
-            num_classes=num_classes,
-            image_size=image_size,
-            width=width,
-            dropout=dropout,
-            tower_devices=tower_devices,
-            init=init,
-            name="alexnet_paper",
-        )
-        model.endpoints(keras.ops.zeros((1, image_size, image_size, 3)))
-    model(keras.ops.zeros((len(tower_devices or [None]), image_size, image_size, 3)))
+    model.endpoints(keras.ops.zeros((1, image_size, image_size, 3)))
+    model(keras.ops.zeros((1, image_size, image_size, 3)))
     return model

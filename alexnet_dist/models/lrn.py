@@ -1,30 +1,14 @@
 """Local response normalisation across channels (Krizhevsky et al. 2012, section 3.3)."""
 
-import contextlib
 import functools
 
 import keras
 from keras import ops
 
-_BACKEND = keras.backend.backend()
+from alexnet_dist.backend import xla
+
 # keras.ops.custom_gradient works on TensorFlow and JAX; PyTorch uses its autodiff.
-_CUSTOM_GRADIENT = _BACKEND in ("tensorflow", "jax")
-# Whether layers traced from now on call XLA-compiled kernels (TensorFlow only).
-_XLA = {"on": True}
-
-
-@contextlib.contextmanager
-def without_xla():
-    """LRN traced as plain TensorFlow ops inside this context, not XLA-compiled functions.
-
-    For SavedModels: TF Serving runs without XLA unless started with
-    --xla_cpu_compilation_enabled, and fails the first request of a model that needs it.
-    """
-    previous, _XLA["on"] = _XLA["on"], False
-    try:
-        yield
-    finally:
-        _XLA["on"] = previous
+_CUSTOM_GRADIENT = keras.backend.backend() in ("tensorflow", "jax")
 
 
 @keras.saving.register_keras_serializable(package="alexnet_dist")
@@ -72,7 +56,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 
     def call(self, inputs):
         forward, backward = _kernels(
-            self.depth_radius, self.bias, self.alpha, self.beta, _XLA["on"]
+            self.depth_radius, self.bias, self.alpha, self.beta, xla.enabled()
         )
         if not _CUSTOM_GRADIENT:
             return forward(inputs)
@@ -98,7 +82,7 @@ class LocalResponseNormalization(keras.layers.Layer):
 
 
 @functools.cache
-def _kernels(radius, bias, alpha, beta, xla=True):
+def _kernels(radius, bias, alpha, beta, compile_xla=True):
     """The forward and backward functions for one set of hyperparameters, compiled once."""
 
     def window(v):
@@ -133,13 +117,8 @@ def _kernels(radius, bias, alpha, beta, xla=True):
         window_sum = window(dy * x * scale_over_t)
         return ops.cast(dy * scale - (2.0 * alpha * beta) * x * window_sum, inputs.dtype)
 
-    if xla and _BACKEND == "tensorflow":
+    if compile_xla:
         # XLA fuses each function's elementwise passes; TensorFlow alone runs one
-        # kernel per op. Under a jit-compiled step the functions are inlined.
-        import tensorflow as tf
-
-        return (
-            tf.function(lrn_forward, jit_compile=True, reduce_retracing=False),
-            tf.function(lrn_backward, jit_compile=True, reduce_retracing=False),
-        )
+        # kernel per op.
+        return xla.compiled(lrn_forward), xla.compiled(lrn_backward)
     return lrn_forward, lrn_backward

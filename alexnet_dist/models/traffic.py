@@ -12,15 +12,16 @@ replicas, tower b's among the tower-b devices. With one device per replica the
 whole model's gradients go through every device's all-reduce.
 
 The 2014 hybrid (`hybrid_traffic`) on K devices exchanges activations instead
-of the fully connected layers' gradients; see models/owt_hybrid.py.
+of the fully connected layers' gradients; see distribute/owt_hybrid.py.
 """
 
 import dataclasses
 
 import numpy as np
 
-from alexnet_dist.models.alexnet import PaperAlexNet, _pooled_size
-from alexnet_dist.models.owt_hybrid import shard_sizes
+from alexnet_dist.models.alexnet import PaperAlexNet
+from alexnet_dist.models.layers import pooled_size
+from alexnet_dist.models.owt_shards import shard_sizes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +60,8 @@ def tower_traffic(
         gradient_bytes: bytes per value of the all-reduced gradients (4, or 2 with
             distribute.fp16_allreduce).
     """
-    pool2 = _pooled_size(model.image_size, "paper", poolings=2)
-    pool5 = _pooled_size(model.image_size, "paper")
+    pool2 = pooled_size(model.image_size, "paper", poolings=2)
+    pool5 = pooled_size(model.image_size, "paper")
     # Values of one tower's map that the other tower's device reads, per image.
     crossing = {
         "conv3": pool2 * pool2 * model.conv2_a.filters,
@@ -120,7 +121,7 @@ class HybridTraffic:
 def hybrid_traffic(
     model, devices: int | None = None, activation_bytes: int = 4, gradient_bytes: int = 4
 ) -> HybridTraffic:
-    """The traffic of one training step of the 2014 hybrid (models/owt_hybrid.py).
+    """The traffic of one training step of the 2014 hybrid (distribute/owt_hybrid.py).
 
     `model` is a HybridOWT, or the one-device "owt" network with `devices` = K: what its
     hybrid on K devices would move. Per image: its pooled conv features go to the K - 1
@@ -134,7 +135,7 @@ def hybrid_traffic(
         return sum(layer.units for layer in model.layers if layer.name.split("_")[0] == stage)
 
     image_size = getattr(model, "image_size", None) or model.input_shape[1]
-    pool5 = _pooled_size(image_size, "owt")
+    pool5 = pooled_size(image_size, "owt")
     features = pool5 * pool5 * model.get_layer("conv5").filters
     classes = units("fc8")
     values = (

@@ -18,10 +18,9 @@ import os
 import shutil
 import tempfile
 
-import keras
 import tensorflow as tf
 
-from alexnet_dist.training.checkpoint_twin import OneDeviceTwin, rng_states
+from alexnet_dist.distribute.one_device import OneDeviceForm
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +32,8 @@ class CheckpointError(RuntimeError):
 
 
 class Checkpointer:
-    """Saves and restores model, optimizer (slots, step count), epoch and extra state.
+    """Saves and restores model, optimizer (slots, step count), epoch and extra state,
+    in the model's one-device form (distribute/one_device.py), whatever its layout.
 
     Every process restores from `directory`. Every process also saves, since with
     tf.distribute saving may take part in collectives, but only the chief saves
@@ -49,38 +49,31 @@ class Checkpointer:
     def __init__(
         self,
         directory: str,
-        model: keras.Model,
-        optimizer: keras.optimizers.Optimizer,
+        form: OneDeviceForm,
         keep: int,
         write: bool = True,
-        twin: OneDeviceTwin | None = None,
         **state: tf.Module,
     ):
-        """`state`: further trackables to checkpoint (the plateau schedule, the loss scale);
-        `twin`: the one-device form in which a model spread over devices is saved."""
+        """`form`: the model and optimizer in the form they are saved in; `state`: further
+        trackables to checkpoint (the plateau schedule, the loss scale)."""
         self.directory = directory
         self.keep = keep
         # The optimizer comes built (its slots exist), so restore fills them.
-        self.optimizer = optimizer
+        self.form = form
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         # The step of the last evaluation: a run stopped between an epoch's last step
         # and its evaluation evaluates first when it resumes (the plateau rule needs it).
         self.evaluated_step = tf.Variable(-1, dtype=tf.int64, trainable=False, name="evaluated")
-        # Dropout's random state is not among the model's checkpointed weights;
-        # without it a resumed run would draw other masks than an uninterrupted one.
-        self.rng_states = rng_states(model)
-        # A model spread over devices is saved in its one-device form.
-        self.twin = twin
-        if twin:
-            model, optimizer = twin.model, twin.optimizer
         # Restore must match the core state exactly (a different model is an error);
         # the rest may be missing from a checkpoint, e.g. when a run switches to the
         # plateau schedule or to mixed_float16 on resume: it then starts fresh.
+        # Dropout's random state is not among the model's checkpointed weights;
+        # without it a resumed run would draw other masks than an uninterrupted one.
         self._core = {
-            "model": model,
-            "optimizer": optimizer,
+            "model": form.model,
+            "optimizer": form.optimizer,
             "epoch": self.epoch,
-            "rng_states": rng_states(model),
+            "rng_states": form.rng_states,
         }
         self._optional = {"evaluated_step": self.evaluated_step, **state}
         self._checkpoint = tf.train.Checkpoint(**self._core, **self._optional)
@@ -107,7 +100,7 @@ class Checkpointer:
 
     @property
     def step(self) -> int:
-        return int(self.optimizer.iterations.numpy())
+        return int(self.form.iterations.numpy())
 
     def _candidates(self) -> list[str]:
         state = tf.train.get_checkpoint_state(self.directory)
@@ -133,8 +126,7 @@ class Checkpointer:
                 log.warning("checkpoint %s is unreadable (%s); trying the one before", path, reason)
                 unreadable.append(path)
                 continue
-            if self.twin:
-                self.twin.scatter()
+            self.form.scatter()
             if unreadable:
                 self._set_aside(unreadable, path)
                 log.warning(
@@ -190,8 +182,7 @@ class Checkpointer:
         latest = self._manager.latest_checkpoint
         if latest and latest.endswith(f"-{self.step}"):
             return latest if self.write else None  # this step is saved already
-        if self.twin:
-            self.twin.gather()
+        self.form.gather()
         with self._writing(f"ckpt-{self.step}", self._manager.directory):
             path = self._manager.save(checkpoint_number=self.step)
         return path if self.write else None
@@ -206,8 +197,7 @@ class Checkpointer:
             return None
         self.best_top1 = metrics["top1"]
         self.epoch.assign(epoch)
-        if self.twin:
-            self.twin.gather()
+        self.form.gather()
         with self._writing(f"best-{self.step}", self._best.directory):
             path = self._best.save(checkpoint_number=self.step)
             if not self.write:

@@ -8,27 +8,19 @@ import time
 import keras
 import tensorflow as tf
 
-from alexnet_dist import runs
 from alexnet_dist.config import Config
 from alexnet_dist.data import sources
 from alexnet_dist.data.schema import DataError
-from alexnet_dist.distribute import Runtime, create_runtime
+from alexnet_dist.distribute.backends import create_runtime
+from alexnet_dist.distribute.runtime import Runtime
 from alexnet_dist.training.checkpoint import Checkpointer, best_checkpoint
+from alexnet_dist.training.evaluation import evaluate
 from alexnet_dist.training.preemption import EXIT_PREEMPTED, PreemptionFlag
+from alexnet_dist.training.run_dir import write_run_info
 from alexnet_dist.training.state import TrainState, build_state
 from alexnet_dist.training.summaries import Meter, Summaries, conv1_filters, input_grid
 
 log = logging.getLogger(__name__)
-
-
-def evaluate(cfg: Config, eval_step, source: sources.Source, batches) -> dict[str, float]:
-    """Loss, top-1 and top-5 over the validation split's `batches`, each image counted once.
-    One input per run, iterated anew: one built per evaluation kept ~1 MB each time."""
-    meter = Meter()
-    with source.reading(cfg.data.val_split):
-        for images_labels in batches:
-            meter.add(eval_step(images_labels))
-    return {k: v for k, v in meter.result().items() if k in ("loss", "top1", "top5")}
 
 
 class NonFiniteLossError(RuntimeError):
@@ -65,7 +57,7 @@ def _train(cfg: Config, run_dir: str, preemption: PreemptionFlag) -> dict:
     global_batch = cfg.data.global_batch_size
     source = sources.create(cfg.data)
     if runtime.is_chief:  # for alexnet-eval and alexnet-export
-        runs.write_run_info(run_dir, cfg, source.labels)
+        write_run_info(run_dir, cfg, source.labels)
     parts = runtime.input_pipelines
     source.check_workers(cfg.data.train_split, parts)  # before any worker waits
     steps_per_epoch = source.steps_per_epoch(cfg.data.train_split, global_batch, parts)
@@ -269,4 +261,4 @@ def _report(summaries, meter, optimizer, loss_scale, epoch, step, total_steps, e
     meter.reset()
 
 
-__all__ = ["evaluate", "train"]
+__all__ = ["train"]

@@ -147,13 +147,17 @@ class SGD(keras.optimizers.SGD):
 
     skip_non_finite = False
 
+    def momentum_of(self, variable):
+        """The momentum slot of `variable` (one of the variables the optimizer was built for)."""
+        return self.momentums[self._get_variable_index(variable)]
+
     def update_step(self, gradient, variable, learning_rate):
         if not self.momentum:
             with tf.device(variable.device):
                 return super().update_step(gradient, variable, learning_rate)
         # tf.distribute calls this once per device with that device's copy of the
         # variable; the momentum is then the copy on the same device.
-        velocity = self.momentums[self._get_variable_index(variable)].value
+        velocity = self.momentum_of(variable).value
         local = tf.distribute.get_strategy().experimental_local_results(velocity)
         velocity = next((v for v in local if v.device == variable.device), velocity)
         with tf.device(variable.device):

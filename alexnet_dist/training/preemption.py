@@ -12,7 +12,7 @@ import signal
 
 import tensorflow as tf
 
-from alexnet_dist import stop_signals
+from alexnet_dist.distribute import stop_signals
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again later"
 SIGNALS = (signal.SIGTERM, signal.SIGUSR1)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
-from alexnet_dist.distribute import Runtime
+from alexnet_dist.distribute.runtime import Runtime
 from alexnet_dist.training.loss_scale import LossScale
 
 Batch = tuple[tf.Tensor | dict[str, tf.Tensor], tf.Tensor]
@@ -55,7 +55,7 @@ def _by_variable(fn: Callable, grads: list, variables: list) -> list:
 
 def _logits(model: keras.Model, inputs, model_input: ModelInput) -> tf.Tensor:
     """The model's training logits for a batch. A model that splits the batch over its
-    devices (models/owt_hybrid.py) takes the pipeline's inputs as they are and converts
+    devices (distribute/owt_hybrid.py) takes the pipeline's inputs as they are and converts
     each device's part on that device; any other takes the converted batch."""
     if model_input is not None and getattr(model, "splits_batch", False):
         return model(inputs, training=True, model_input=model_input)

@@ -1,50 +1,22 @@
+import filecmp
+import glob
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from PIL import Image
 
 from alexnet_dist.data import schema
-from alexnet_dist.data.converter import BadImageError, ConversionError, convert_tree
-from tests.helpers import run_cli
-
-
-def _image(path, colour, fmt="JPEG", mode="RGB", size=(20, 16)):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    Image.new(mode, size, colour if mode == "RGB" else colour[0]).save(path, format=fmt)
-
-
-@pytest.fixture
-def tree(tmp_path):
-    """3 classes x 5 JPEGs, each image a distinct colour."""
-    root = tmp_path / "images"
-    for c, name in enumerate(["n01", "n02", "n03"]):
-        for i in range(5):
-            _image(str(root / name / f"img_{i}.JPEG"), (40 * c, 30 * i, 200))
-    return root
-
-
-def read_records(directory, split):
-    records = []
-    for path in sorted(tf.io.gfile.glob(os.path.join(directory, f"{split}-*.tfrecord"))):
-        for raw in tf.data.TFRecordDataset(path):
-            f = schema.parse(raw)
-            records.append(
-                {
-                    "shard": os.path.basename(path),
-                    "file": f["image/filename"].numpy().decode(),
-                    "label": int(f["image/class/label"]),
-                    "text": f["image/class/text"].numpy().decode(),
-                    "height": int(f["image/height"]),
-                    "width": int(f["image/width"]),
-                    "encoded": f["image/encoded"].numpy(),
-                    "pixels": tf.io.decode_jpeg(f["image/encoded"]).numpy(),
-                }
-            )
-    return records
+from alexnet_dist.data.converter import convert_tree
+from alexnet_dist.data.encoding import BadImageError
+from alexnet_dist.data.schema import ConversionError
+from tests.helpers import REPO, WNIDS, read_records, run_cli, write_image
 
 
 def test_round_trip_every_image_once_with_its_label(tree, tmp_path):
@@ -85,21 +57,21 @@ def test_second_split_reuses_the_label_map(tree, tmp_path):
     out = tmp_path / "records"
     convert_tree(str(tree), str(out), "train", 2, workers=1)
     val = tmp_path / "val"
-    _image(str(val / "n03" / "v.JPEG"), (1, 2, 3))
+    write_image(str(val / "n03" / "v.JPEG"), (1, 2, 3))
     convert_tree(str(val), str(out), "val", 1, workers=1)
     (record,) = read_records(out, "val")
     assert record["label"] == 2 and record["text"] == "n03"
 
     stranger = tmp_path / "stranger"
-    _image(str(stranger / "n99" / "x.JPEG"), (1, 2, 3))
+    write_image(str(stranger / "n99" / "x.JPEG"), (1, 2, 3))
     with pytest.raises(ConversionError, match=r"\['n99'\].*not in the label map"):
         convert_tree(str(stranger), str(out), "test", 1, workers=1)
 
 
 def test_non_jpeg_and_non_rgb_files_are_repaired(tree, tmp_path):
-    _image(str(tree / "n01" / "png_named.JPEG"), (10, 20, 30), fmt="PNG")
-    _image(str(tree / "n02" / "grey.JPEG"), (90, 0, 0), mode="L")
-    _image(str(tree / "n03" / "cmyk.JPEG"), (0, 0, 0), mode="CMYK")
+    write_image(str(tree / "n01" / "png_named.JPEG"), (10, 20, 30), fmt="PNG")
+    write_image(str(tree / "n02" / "grey.JPEG"), (90, 0, 0), mode="L")
+    write_image(str(tree / "n03" / "cmyk.JPEG"), (0, 0, 0), mode="CMYK")
     out = tmp_path / "records"
     report = convert_tree(str(tree), str(out), "train", 2, workers=1)
     repaired = {r["file"]: r["repair"] for r in report["repaired"]}
@@ -113,6 +85,7 @@ def test_non_jpeg_and_non_rgb_files_are_repaired(tree, tmp_path):
     assert np.abs(records["n01/png_named.JPEG"]["pixels"].astype(int) - (10, 20, 30)).max() <= 3
 
 
+@pytest.mark.slow
 def test_corrupt_file_is_named_and_nothing_is_written(tree, tmp_path):
     bad = tree / "n02" / "broken.JPEG"
     good = io.BytesIO()
@@ -144,27 +117,90 @@ def test_existing_output_is_refused_unless_overwrite(tree, tmp_path):
     assert len(read_records(out, "train")) == 15
 
 
-@pytest.mark.parametrize(
-    "make, match",
-    [
-        (lambda p: p / "missing", "does not exist"),
-        (lambda p: (p / "empty").mkdir() or p / "empty", "has no class folders"),
-        (lambda p: (p / "e" / "n01").mkdir(parents=True) or p / "e", "no image files"),
-    ],
-)
-def test_missing_or_empty_input_is_named(tmp_path, make, match):
-    src = make(tmp_path)
-    with pytest.raises(ConversionError, match=match) as info:
-        convert_tree(str(src), str(tmp_path / "out"), "train", 1)
-    assert str(src) in str(info.value)
-
-
-def test_cli_reports_errors_without_a_traceback(tree, tmp_path):
+def test_validation_in_synset_folders_converts_like_train(imagenet, tmp_path):
+    root, truth = imagenet
+    by_class = tmp_path / "val-by-class"
+    for n, wnid in enumerate(truth, 1):
+        (by_class / wnid).mkdir(parents=True, exist_ok=True)
+        name = f"ILSVRC2012_val_{n:08d}.JPEG"
+        os.link(root / "val" / name, by_class / wnid / name)
     out = tmp_path / "records"
-    ok = run_cli(["-m", "alexnet_dist.convert", str(tree), str(out), "--num-shards", "2"])
-    assert ok.returncode == 0, ok.stderr
-    assert "15 images of 3 classes -> 2 'train' shards" in ok.stdout
-    again = run_cli(["-m", "alexnet_dist.convert", str(tree), str(out), "--num-shards", "2"])
-    assert again.returncode == 2
-    assert "alexnet-convert: error:" in again.stderr and "--overwrite" in again.stderr
-    assert "Traceback" not in again.stderr
+    convert_tree(str(root / "train"), str(out), "train", 2, workers=1)
+    convert_tree(str(by_class), str(out), "val", 2, workers=1)
+    assert sorted((r["text"], r["label"]) for r in read_records(out, "val")) == sorted(
+        (w, WNIDS.index(w)) for w in truth
+    )
+
+
+def test_resize_scales_the_shorter_side(imagenet, tmp_path):
+    root, _ = imagenet
+    out = tmp_path / "records"
+    report = convert_tree(str(root / "train"), str(out), "train", 2, workers=1, resize=24)
+    assert report["resize"] == 24
+    for r in read_records(out, "train"):
+        i = int(r["file"].split("_")[-1].split(".")[0])
+        height, width = 30 + 4 * i, 40
+        scale = 24 / min(height, width)
+        want = (max(24, round(height * scale)), max(24, round(width * scale)))
+        assert (r["height"], r["width"]) == r["pixels"].shape[:2] == want
+
+
+@pytest.mark.slow
+def test_interrupted_conversion_resumes_to_the_same_output(tmp_path):
+    # 12 large noisy JPEGs, one per shard, so that each shard takes a while to write.
+    rng = np.random.default_rng(0)
+    train = tmp_path / "train"
+    for i in range(12):
+        (train / WNIDS[i % 3]).mkdir(parents=True, exist_ok=True)
+        pixels = rng.integers(0, 255, (1200, 1600, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(train / WNIDS[i % 3] / f"{i}.JPEG", quality=95)
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    args = ["--split", "train", "--num-shards", "12", "--workers", "1", "--resize", "24",
+            "--no-progress"]  # fmt: skip
+    done = run_cli(["-m", "alexnet_dist.cli.convert", str(train), str(straight), *args])
+    assert done.returncode == 0, done.stderr
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "alexnet_dist.cli.convert", str(train), str(resumed), *args],
+        cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    scratch = resumed / ".train.partial"
+    deadline = time.time() + 120
+    while len(glob.glob(f"{scratch}/*.done.json")) < 4 and time.time() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)  # no clean-up: as a crash or a cancelled job
+    proc.wait(timeout=30)
+    finished = sorted(glob.glob(f"{scratch}/*.done.json"))
+    assert 4 <= len(finished) < 12, "the conversion was not stopped mid-way"
+    assert not glob.glob(f"{resumed}/train-*")  # nothing in place before the end
+    # Damage one finished shard: the re-run must notice and write it again.
+    damaged = finished[0][: -len(".done.json")]
+    with open(damaged, "r+b") as f:
+        f.truncate(os.path.getsize(damaged) - 7)
+
+    again = run_cli(["-m", "alexnet_dist.cli.convert", str(train), str(resumed), *args])
+    assert again.returncode == 0, again.stderr
+    assert "resuming the partial conversion" in again.stderr
+    kept = len(finished) - 1
+    assert f"kept {kept} verified shards from an interrupted conversion" in again.stderr
+    names = sorted(os.listdir(straight))
+    assert names == sorted(os.listdir(resumed)) and len(names) == 12 + 2
+    match, mismatch, errors = filecmp.cmpfiles(straight, resumed, names, shallow=False)
+    assert mismatch == [] and errors == []
+    assert not scratch.exists()
+
+
+def test_other_options_discard_a_partial_conversion(imagenet, tmp_path):
+    root, _ = imagenet
+    out = tmp_path / "records"
+    scratch = out / ".train.partial"
+    scratch.mkdir(parents=True)
+    (scratch / "plan.json").write_text('{"split": "train", "num_shards": 99}')
+    (scratch / "train-00000-of-00099.tfrecord").write_text("stale")
+    convert_tree(str(root / "train"), str(out), "train", 2, workers=1)
+    assert sorted(n for n in os.listdir(out) if n.startswith("train")) == [
+        "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord", "train.json"
+    ]  # fmt: skip
+    assert not scratch.exists()

@@ -4,11 +4,12 @@ training input pipeline, and the trainer reads its batches from them."""
 import os
 import signal
 import subprocess
+import sys
 
 import pytest
 from hydra import compose, initialize_config_module
 
-from alexnet_dist.train import run
+from alexnet_dist.cli.train import run
 from tests.helpers import REPO, free_port_pair, wait_for_port
 
 pytestmark = pytest.mark.slow
@@ -41,7 +42,8 @@ def test_training_reads_its_batches_from_the_service(tmp_path, shapes_records):
     service = subprocess.Popen(
         [os.path.join(REPO, "launch", "data_service.sh"), "-n", "1", "-p", str(port),
          "-w", str(tmp_path / "dispatcher")],
-        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, start_new_session=True,
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHON": sys.executable},
+        start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -1,5 +1,7 @@
 """Horovod through horovodrun with Gloo on localhost: the real build, two real processes.
 
+The 2014 hybrid over ranks is in test_rank_group.py, elastic Horovod in test_elastic.py.
+
 `make test` builds Horovod first (make horovod), so these run in CI; they fail,
 not skip, when Horovod is missing.
 """
@@ -16,20 +18,19 @@ import numpy as np
 import pytest
 
 from alexnet_dist.doctor.numerics import load
-from tests.distribute.numerics import PER_REPLICA, STEPS, assert_same_weights
-from tests.helpers import REPO, assert_all_reduce_logged, assert_skipped_then_lowered, run_cli
+from tests.helpers import (
+    PER_REPLICA,
+    REPO,
+    STEPS,
+    assert_all_reduce_logged,
+    assert_same_weights,
+    assert_skipped_then_lowered,
+    descendants,
+    horovodrun,
+    run_cli,
+)
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
-
-HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-
-
-def horovodrun(args, timeout=300):
-    return subprocess.run(
-        [HOROVODRUN, "--gloo", "-np", "2", "-H", "localhost:2", *args],
-        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
 
 
 def test_horovod_is_built_with_tensorflow_gloo_and_mpi():
@@ -42,7 +43,7 @@ def test_horovod_is_built_with_tensorflow_gloo_and_mpi():
 
 def test_two_ranks_match_one_replica(single_weights, tmp_path):
     out = tmp_path / "w.npz"
-    driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(PER_REPLICA)]
+    driver = ["-m", "alexnet_dist.cli.numerics", "horovod", str(STEPS), str(PER_REPLICA)]
     result = horovodrun([sys.executable, *driver, str(out)])
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     assert_same_weights(load(out), *single_weights)
@@ -52,13 +53,13 @@ def test_two_ranks_with_towers_on_two_devices_each_match_one_device(single_weigh
     # The paper's split under data parallelism: each rank's towers on its two logical
     # CPUs, each tower's gradients all-reduced among the ranks' devices of that tower.
     out = tmp_path / "w.npz"
-    driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(PER_REPLICA)]
+    driver = ["-m", "alexnet_dist.cli.numerics", "horovod", str(STEPS), str(PER_REPLICA)]
     result = horovodrun([sys.executable, *driver, str(out), "towers", "placement"])
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     assert_same_weights(load(out), *single_weights)
     for rank in (0, 1):
         ran = json.loads((tmp_path / f"w.npz.{rank}.placement.json").read_text())
-        assert ran["tower_devices"] == ["/cpu:0", "/cpu:1"]
+        assert ran["devices"] == ["/cpu:0", "/cpu:1"]
         # One grouped all-reduce per tower, each on its tower's device.
         for device in ("CPU:0", "CPU:1"):
             assert "HorovodGroupedAllreduce" in ran["ops"][device], (rank, device)
@@ -71,51 +72,20 @@ def test_two_ranks_of_the_2014_hybrid_on_two_devices_each_match_one_device(
     # logical CPUs in the convolutions and holds half of each fully connected layer; the
     # ranks all-reduce the conv gradients and each shard's with the other rank's.
     out = tmp_path / "w.npz"
-    driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(2 * PER_REPLICA)]
+    driver = ["-m", "alexnet_dist.cli.numerics", "horovod", str(STEPS), str(2 * PER_REPLICA)]
     result = horovodrun([sys.executable, *driver, str(out), "hybrid2", "placement"])
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     assert_same_weights(load(out), *single_owt_weights, variant="owt")
     for rank in (0, 1):
         ran = json.loads((tmp_path / f"w.npz.{rank}.placement.json").read_text())
-        assert ran["tower_devices"] == ["/cpu:0", "/cpu:1"]
+        assert ran["devices"] == ["/cpu:0", "/cpu:1"]
         for device in ("CPU:0", "CPU:1"):  # each shard's gradients all-reduced on its device
             assert "HorovodGroupedAllreduce" in ran["ops"][device], (rank, device)
 
 
-@pytest.mark.parametrize(
-    "ranks, per_group",
-    [(2, 2), (4, 2)],
-    ids=["one-replica-of-2-ranks", "two-replicas-of-2-ranks"],
-)
-def test_the_2014_hybrid_over_ranks_matches_one_device(
-    single_owt_weights, tmp_path, ranks, per_group
-):
-    # Horovod ranks as the hybrid's devices (distribute.ranks_per_replica): each rank runs
-    # the convolutions on its images and holds half of each fully connected layer; with 4
-    # ranks, two such replicas are data-parallel (Horovod process sets). 16 images a step.
-    out = tmp_path / "w.npz"
-    driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(16 // ranks)]
-    result = subprocess.run(
-        [HOROVODRUN, "--gloo", "-np", str(ranks), "-H", f"localhost:{ranks}", sys.executable,
-         *driver, str(out), f"hybrid{per_group}", "ranks", "placement"],
-        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
-    assert_same_weights(load(out), *single_owt_weights, variant="owt")
-    for rank in range(ranks):
-        held = json.loads((tmp_path / f"w.npz.{rank}.placement.json").read_text())["variables"]
-        shard = rank % per_group
-        # This rank's shard of each fully connected layer, and no other: half the units.
-        assert sorted(p for p in held if p.startswith("fc")) == sorted(
-            f"{stage}_{shard}/{w}" for stage in ("fc6", "fc7", "fc8") for w in ("kernel", "bias")
-        ), (rank, held)
-        assert held[f"fc6_{shard}/kernel"][0] == [32, 256], held  # 256 of 512 units
-        assert held["conv1/kernel"][0] == [11, 11, 3, 8]  # the convolutions, whole
-
-
 def test_fp16_allreduce_compresses_the_gradients(single_weights, tmp_path):
     out = tmp_path / "w.npz"
-    driver = ["-m", "alexnet_dist.doctor.numerics", "horovod", str(STEPS), str(PER_REPLICA)]
+    driver = ["-m", "alexnet_dist.cli.numerics", "horovod", str(STEPS), str(PER_REPLICA)]
     result = horovodrun([sys.executable, *driver, str(out), "fp16"])
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
     got, (want, _) = load(out), single_weights
@@ -125,13 +95,16 @@ def test_fp16_allreduce_compresses_the_gradients(single_weights, tmp_path):
     assert max(rel) > 1e-6
 
 
-def test_launcher_trains_with_one_set_of_outputs(tmp_path):
+def test_launcher_trains_with_one_set_of_outputs_and_both_ranks_skip_the_same_steps(tmp_path):
+    # launch/horovod.sh, 2 ranks: only rank 0 writes and reports. Under mixed_float16 a scale
+    # of 2**40 overflows float16: both ranks must skip the same steps together (or hang).
     run_dir = tmp_path / "run"
     result = subprocess.run(
         [os.path.join(REPO, "launch", "horovod.sh"), "-np", "2", "-H", "localhost:2", "--gloo",
-         "--run-dir", str(run_dir), "--", "debug=tiny", f"data.cache_dir={tmp_path}/cache",
-         "trainer.max_steps=4"],
-        cwd=REPO, env={**ENV, "VENV_BIN": os.path.dirname(sys.executable)},
+         "--run-dir", str(run_dir), "--", "debug=tiny", "trainer.max_steps=4",
+         "trainer.log_every_steps=1", "precision=mixed_float16",
+         "precision.initial_loss_scale=1099511627776"],
+        cwd=REPO, env={**os.environ, "VENV_BIN": os.path.dirname(sys.executable)},
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
@@ -143,6 +116,7 @@ def test_launcher_trains_with_one_set_of_outputs(tmp_path):
     events = glob.glob(f"{run_dir}/tensorboard/*/events.out.tfevents.*")
     assert len(events) == 3  # hparams, train and val, from rank 0 only
     assert (run_dir / ".hydra" / "config.yaml").exists() and (run_dir / "worker-1.log").exists()
+    assert_skipped_then_lowered(run_dir, 2.0**40)
 
 
 def test_missing_horovod_says_how_to_install(tmp_path):
@@ -150,7 +124,7 @@ def test_missing_horovod_says_how_to_install(tmp_path):
     fake.mkdir(parents=True)
     (fake / "__init__.py").write_text("raise ImportError('no horovod here')\n")
     result = run_cli(
-        ["-m", "alexnet_dist.train", "debug=tiny", "distribute=horovod",
+        ["-m", "alexnet_dist.cli.train", "debug=tiny", "distribute=horovod",
          f"hydra.run.dir={tmp_path}/run", f"data.cache_dir={tmp_path}/cache"],
         env={"PYTHONPATH": str(tmp_path / "fake")},
         timeout=120,
@@ -163,9 +137,9 @@ def test_missing_horovod_says_how_to_install(tmp_path):
 def test_a_killed_rank_ends_the_job(tmp_path):
     proc = subprocess.Popen(
         [os.path.join(REPO, "launch", "horovod.sh"), "-np", "2", "-H", "localhost:2", "--gloo",
-         "--run-dir", str(tmp_path / "run"), "--", "debug=tiny", f"data.cache_dir={tmp_path}/cache",
+         "--run-dir", str(tmp_path / "run"), "--", "debug=tiny",
          "trainer.max_steps=100000", "trainer.epochs=100000"],
-        cwd=REPO, env={**ENV, "VENV_BIN": os.path.dirname(sys.executable)},
+        cwd=REPO, env={**os.environ, "VENV_BIN": os.path.dirname(sys.executable)},
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:
@@ -173,7 +147,7 @@ def test_a_killed_rank_ends_the_job(tmp_path):
         for line in proc.stdout:  # wait until the ranks are training
             if " step " in line or time.monotonic() > deadline:
                 break
-        ranks = [pid for pid in _descendants(proc.pid) if _is_training_rank(pid)]
+        ranks = sorted(pid for pid in descendants(proc.pid) if _is_training_rank(pid))
         assert len(ranks) == 2
         killed_at = time.monotonic()
         os.kill(ranks[-1], signal.SIGKILL)
@@ -185,41 +159,10 @@ def test_a_killed_rank_ends_the_job(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _descendants(pid):
-    parents = {}
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            with open(stat) as f:
-                parents[int(stat.split("/")[2])] = int(f.read().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            continue
-    found, frontier = [], [pid]
-    while frontier:
-        children = [c for c, p in parents.items() if p in frontier]
-        found += children
-        frontier = children
-    return sorted(found)
-
-
 def _is_training_rank(pid):
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
     except OSError:
         return False
-    return b"alexnet_dist.train" in argv and not any(a.endswith(b"horovodrun") for a in argv)
-
-
-def test_fp16_loss_scaling_skips_the_same_steps_on_both_ranks(tmp_path):
-    # A scale of 2**40 overflows float16: both ranks must skip together (or hang).
-    run_dir = tmp_path / "run"
-    result = subprocess.run(
-        [os.path.join(REPO, "launch", "horovod.sh"), "-np", "2", "-H", "localhost:2", "--gloo",
-         "--run-dir", str(run_dir), "--", "debug=tiny", f"data.cache_dir={tmp_path}/cache",
-         "trainer.max_steps=4", "trainer.log_every_steps=1", "precision=mixed_float16",
-         "precision.initial_loss_scale=1099511627776"],
-        cwd=REPO, env={**ENV, "VENV_BIN": os.path.dirname(sys.executable)},
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
-    assert_skipped_then_lowered(run_dir, 2.0**40)
+    return b"alexnet_dist.cli.train" in argv and not any(a.endswith(b"horovodrun") for a in argv)

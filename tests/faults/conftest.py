@@ -7,15 +7,9 @@ import os
 import subprocess
 import sys
 
-import pytest
 import tensorflow as tf
 
 from tests.helpers import start_cli
-
-
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")
 
 
 @contextlib.contextmanager
@@ -33,11 +27,11 @@ def tmpfs(path, size_kb: int, *options: str):
         subprocess.run(["umount", "-l", str(path)], check=True)
 
 
-def train(run_dir, cache, *overrides, data=None) -> subprocess.Popen:
-    """alexnet-train on debug=tiny, progress on stdout every step, in its own process group."""
-    data = [f"data.cache_dir={cache}"] if data is None else data
+def train(run_dir, *overrides) -> subprocess.Popen:
+    """alexnet-train on debug=tiny (the session's data unless `overrides` name other), progress
+    on stdout every step, in its own process group."""
     return start_cli(
-        [sys.executable, "-m", "alexnet_dist.train", "debug=tiny", *data,
+        [sys.executable, "-m", "alexnet_dist.cli.train", "debug=tiny",
          f"hydra.run.dir={run_dir}", "trainer.log_every_steps=1", *overrides]
     )  # fmt: skip
 

@@ -52,7 +52,7 @@ def test_shard_damaged_while_training_reads_it_is_named_and_the_checkpoint_kept(
             os.truncate(shard, os.path.getsize(shard) // 2)
 
     run_dir = tmp_path / "run"
-    proc = train(run_dir, None, *_on(records, "trainer.max_steps=14"), data=[])
+    proc = train(run_dir, *_on(records, "trainer.max_steps=14"))
     code, out, err = _damage_when(proc, 2, act)  # 120 images, batch 16: 7 steps per epoch
     assert code == 1, out[-2000:] + err[-3000:]
     reason = "is missing (listed in train.json" if damage == "delete" else "is damaged"
@@ -76,7 +76,7 @@ def test_label_outside_the_label_map_names_the_shard_and_record(tmp_path, record
         for record in serialized:
             writer.write(record)
 
-    proc = train(tmp_path / "run", None, *_on(records, "trainer.max_steps=14"), data=[])
+    proc = train(tmp_path / "run", *_on(records, "trainer.max_steps=14"))
     code, out, err = finish(proc)
     assert code == 1, out[-2000:] + err[-3000:]
     assert (

@@ -20,13 +20,13 @@ def _size_kb(files) -> int:
 
 @pytest.mark.fault_disk_full
 @pytest.mark.slow
-def test_disk_full_while_writing_a_checkpoint_stops_and_the_previous_one_resumes(tmp_path, cache):
+def test_disk_full_while_writing_a_checkpoint_stops_and_the_previous_one_resumes(tmp_path):
     # Fault: the disk of the checkpoints fills up mid-run. Behaviour: the write fails at
     # once (ENOSPC); the run stops with an error naming the directory and the newest
     # complete checkpoint, and removes its partial files. Lost: the steps since that
     # checkpoint. A rerun with space resumes from it.
     run_dir = tmp_path / "run"
-    code, _, err = finish(train(run_dir, cache, "trainer.max_steps=2"))
+    code, _, err = finish(train(run_dir, "trainer.max_steps=2"))
     assert code == 0, err[-3000:]
     saved = run_dir / "checkpoints"
     kept = tmp_path / "kept"
@@ -37,7 +37,7 @@ def test_disk_full_while_writing_a_checkpoint_stops_and_the_previous_one_resumes
     with tmpfs(saved, _size_kb(kept.rglob("*.*")) + one // 2 + 64):
         shutil.copytree(kept, saved, dirs_exist_ok=True)
         code, out, err = finish(
-            train(run_dir, cache, "trainer.max_steps=6", "trainer.checkpoint_every_steps=2")
+            train(run_dir, "trainer.max_steps=6", "trainer.checkpoint_every_steps=2")
         )
         assert code == 1, out[-2000:] + err[-3000:]
         assert re.search(
@@ -50,7 +50,7 @@ def test_disk_full_while_writing_a_checkpoint_stops_and_the_previous_one_resumes
         assert_readable(f"{saved}/ckpt-2")
         subprocess.run(["mount", "-o", "remount,size=65536k", str(saved)], check=True)  # space
         code, out, err = finish(
-            train(run_dir, cache, "trainer.max_steps=6", "trainer.checkpoint_every_steps=2")
+            train(run_dir, "trainer.max_steps=6", "trainer.checkpoint_every_steps=2")
         )
         assert code == 0, err[-3000:]
         assert f"resumed from {saved}/ckpt-2 (step 2" in out
@@ -63,7 +63,7 @@ def test_read_only_run_directory_is_named_before_any_work(tmp_path):
     # an error naming it before Hydra writes and before TensorFlow loads. Lost: nothing.
     with tmpfs(tmp_path / "ro", 1024, "ro"):
         result = run_cli(
-            ["-m", "alexnet_dist.train", "debug=tiny", f"hydra.run.dir={tmp_path}/ro/run"],
+            ["-m", "alexnet_dist.cli.train", "debug=tiny", f"hydra.run.dir={tmp_path}/ro/run"],
             timeout=120,
         )
     assert result.returncode == 1
@@ -81,7 +81,7 @@ def test_read_only_checkpoints_of_an_existing_run_are_named(tmp_path):
     run_dir.mkdir()
     with tmpfs(run_dir / "checkpoints", 1024, "ro"):
         result = run_cli(
-            ["-m", "alexnet_dist.train", "debug=tiny", f"hydra.run.dir={run_dir}"], timeout=120
+            ["-m", "alexnet_dist.cli.train", "debug=tiny", f"hydra.run.dir={run_dir}"], timeout=120
         )
     assert result.returncode == 1
     assert (

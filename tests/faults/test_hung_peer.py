@@ -13,7 +13,7 @@ import time
 import pytest
 
 from alexnet_dist.distribute.peers import EXIT_PEER_LOST
-from tests.helpers import finish, start_cli
+from tests.helpers import descendants, finish, start_cli, trainer
 
 pytestmark = [pytest.mark.faults, pytest.mark.multiprocess, pytest.mark.slow]
 
@@ -22,47 +22,11 @@ HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
 FOREVER = ["trainer.max_steps=100000", "trainer.epochs=100000"]
 
 
-def _start(command, cache, run_dir, *overrides):
+def _start(command, run_dir, *overrides):
     return start_cli(
-        [*command, "debug=tiny", f"data.cache_dir={cache}", f"hydra.run.dir={run_dir}",
+        [*command, "debug=tiny", f"hydra.run.dir={run_dir}",
          f"distribute.peer_timeout_s={TIMEOUT}", *FOREVER, *overrides]
     )  # fmt: skip
-
-
-def _descendants(pid: int) -> list[int]:
-    children = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        children.append(int(entry))
-            except OSError:
-                continue
-    return children + [d for c in children for d in _descendants(c)]
-
-
-def environ(pid: int) -> dict[str, str]:
-    """The environment process `pid` was started with."""
-    with open(f"/proc/{pid}/environ") as f:
-        return dict(v.split("=", 1) for v in f.read().split("\0") if "=" in v)
-
-
-def _worker(root: int, variable: str, value: str) -> int:
-    """The training process under `root` whose environment has variable=value."""
-    for pid in _descendants(root):
-        try:
-            with open(f"/proc/{pid}/cmdline") as f:
-                if "alexnet_dist.train" not in f.read():
-                    continue
-            env = environ(pid)
-        except OSError:
-            continue
-        if variable == "TF_CONFIG" and f'"index": {value}' in env.get(variable, ""):
-            return pid
-        if env.get(variable) == value:
-            return pid
-    raise AssertionError(f"no worker with {variable}={value} under {root}")
 
 
 def _stop_when_training(proc, variable: str, value: str) -> float:
@@ -70,20 +34,20 @@ def _stop_when_training(proc, variable: str, value: str) -> float:
     for line in proc.stdout:
         if re.search(r" step \d+/", line):
             break
-    os.kill(_worker(proc.pid, variable, value), signal.SIGSTOP)
+    os.kill(trainer(proc.pid, variable, value), signal.SIGSTOP)
     return time.monotonic()
 
 
 @pytest.mark.fault_hung_peer
-def test_a_stopped_multiworker_worker_ends_the_job_naming_it(tmp_path, cache):
+def test_a_stopped_multiworker_worker_ends_the_job_naming_it(tmp_path):
     # Fault: worker 1 of 2 stops answering (SIGSTOP: as a hung process or a dead node's
     # host looks to its peers). Behaviour: the coordination service on worker 0 misses its
     # heartbeats; worker 0 exits with 69 naming worker 1, and the launcher stops worker 1
     # and says it was stopped. Detection: within 2 x distribute.peer_timeout_s. Lost: the
     # steps since the newest checkpoint.
-    launcher = [sys.executable, "-m", "alexnet_dist.distribute.launcher", "-n", "2",
+    launcher = [sys.executable, "-m", "alexnet_dist.cli.multiworker", "-n", "2",
                 "--run-dir", str(tmp_path / "run")]  # fmt: skip
-    proc = _start(launcher, cache, tmp_path / "run")
+    proc = _start(launcher, tmp_path / "run")
     stopped = _stop_when_training(proc, "TF_CONFIG", "1")
     code, out, err = finish(proc, timeout=120)
     waited = time.monotonic() - stopped
@@ -98,18 +62,18 @@ def test_a_stopped_multiworker_worker_ends_the_job_naming_it(tmp_path, cache):
         err,
     ), err[-3000:]
     assert waited < 2 * TIMEOUT + 30  # the bound, plus the launcher's and TensorFlow's exit
-    assert not _descendants(proc.pid)
+    assert not descendants(proc.pid)
 
 
 @pytest.mark.fault_hung_peer
-def test_a_stopped_horovod_rank_ends_the_job(tmp_path, cache):
+def test_a_stopped_horovod_rank_ends_the_job(tmp_path):
     # Fault: rank 1 of 2 stops answering. Behaviour: rank 0's next all-reduce fails after
     # Gloo's timeout (set from distribute.peer_timeout_s); it exits with 69 and horovodrun
     # ends the job, naming the rank that exited first. Detection: peer_timeout_s plus
     # horovodrun's shutdown. Gloo does not say which rank was silent; the message says so.
     command = [HOROVODRUN, "--gloo", "-np", "2", "-H", "localhost:2", sys.executable,
-               "-m", "alexnet_dist.train", "distribute=horovod"]  # fmt: skip
-    proc = _start(command, cache, tmp_path / "run")
+               "-m", "alexnet_dist.cli.train", "distribute=horovod"]  # fmt: skip
+    proc = _start(command, tmp_path / "run")
     stopped = _stop_when_training(proc, "HOROVOD_RANK", "1")
     code, out, err = finish(proc, timeout=120)
     waited = time.monotonic() - stopped
@@ -120,7 +84,7 @@ def test_a_stopped_horovod_rank_ends_the_job(tmp_path, cache):
         f"answer within distribute.peer_timeout_s={TIMEOUT} seconds (Gloo's timeout)" in err
     ), err[-3000:]
     assert waited < 2 * TIMEOUT + 30
-    assert not _descendants(proc.pid)
+    assert not descendants(proc.pid)
 
 
 @pytest.mark.fault_start_signal
@@ -131,7 +95,7 @@ def test_a_worker_waiting_for_its_peers_at_start_up_honours_sigterm_and_ctrl_c(t
     # swallowed SIGTERM and the wait ignored SIGINT: only SIGKILL ended it. Behaviour: the
     # worker ends at once, naming the signal. Lost: nothing (no step has run).
     proc = start_cli(
-        [sys.executable, "-m", "alexnet_dist.train", "debug=tiny", "distribute=multiworker",
+        [sys.executable, "-m", "alexnet_dist.cli.train", "debug=tiny", "distribute=multiworker",
          "distribute.cluster=hosts", "distribute.hosts=[localhost:23456,nosuchhost.invalid:2222]",
          "distribute.task_index=0", "distribute.timeout_s=600", f"hydra.run.dir={tmp_path}/run",
          f"data.cache_dir={tmp_path}/cache"]

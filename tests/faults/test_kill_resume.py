@@ -68,26 +68,26 @@ def resumed_from(out: str) -> int:
     return int(re.search(r"resumed from \S+ckpt-(\d+) \(step", out).group(1))
 
 
-def test_sigkill_at_seeded_steps_and_mid_checkpoint_then_resume_bit_identical(tmp_path, cache):
-    straight = train(tmp_path / "straight", cache, *RUN)  # never killed, alongside
+def test_sigkill_at_seeded_steps_and_mid_checkpoint_then_resume_bit_identical(tmp_path):
+    straight = train(tmp_path / "straight", *RUN)  # never killed, alongside
 
     run_dir = tmp_path / "killed"
     first, second = sorted(random.Random(2026).sample(range(2, STEPS - 3), 2))
     second = max(second, first + 2)
-    killed_at = kill_at_step(train(run_dir, cache, *RUN), first)
+    killed_at = kill_at_step(train(run_dir, *RUN), first)
     newest = newest_checkpoint(run_dir)
     assert killed_at - newest <= EVERY, (killed_at, newest)  # lost: at most EVERY steps
 
-    proc = train(run_dir, cache, *RUN)
+    proc = train(run_dir, *RUN)
     killed_at = kill_at_step(proc, second)
     assert killed_at - newest_checkpoint(run_dir) <= EVERY
 
     # The third kill lands inside a checkpoint write: the unfinished one is never read.
-    partial = kill_during_checkpoint_write(train(run_dir, cache, *RUN), run_dir / "checkpoints")
+    partial = kill_during_checkpoint_write(train(run_dir, *RUN), run_dir / "checkpoints")
     newest = newest_checkpoint(run_dir)
     assert int(re.fullmatch(r"ckpt-(\d+)_temp", partial).group(1)) > newest
 
-    code, out, err = finish(train(run_dir, cache, *RUN))
+    code, out, err = finish(train(run_dir, *RUN))
     assert code == 0, err[-3000:]
     assert resumed_from(out) == newest
     assert f"finished at step {STEPS}" in out

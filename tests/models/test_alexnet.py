@@ -1,3 +1,4 @@
+import json
 import re
 
 import keras
@@ -6,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from alexnet_dist.models import build_alexnet
+from tests.helpers import run_cli
 
 # shared/REFERENCE.md section 1 (per layer, both towers together).
 PAPER_LAYER_PARAMS = {
@@ -152,3 +154,48 @@ def test_towers_are_placed_on_their_devices():
 def test_bad_arguments_are_named(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_alexnet(**{"num_classes": 10, "width": 0.125, "image_size": 67, **kwargs})
+
+
+JAX_SIDE = """
+import json, sys
+import keras, numpy as np
+from alexnet_dist.models import build_alexnet
+assert keras.backend.backend() == "jax", keras.backend.backend()
+for variant, kwargs in json.loads(sys.argv[2]).items():
+    weights = np.load(f"{sys.argv[1]}/{variant}.npz")
+    model = build_alexnet(**kwargs)
+    model.set_weights([weights[f"w{i}"] for i in range(len(weights.files))])
+    logits = model(np.load(f"{sys.argv[1]}/x.npy"))
+    np.save(f"{sys.argv[1]}/{variant}.npy", keras.ops.convert_to_numpy(logits))
+    print(variant, model.count_params())
+"""
+
+
+@pytest.mark.slow
+def test_jax_backend_builds_and_runs_the_same_networks(tmp_path):
+    # Both variants, in one process under KERAS_BACKEND=jax: the same weights give the
+    # same logits as under TensorFlow.
+    networks = {
+        variant: {"variant": variant, "num_classes": 7, "image_size": 67, "width": 0.25,
+                  "init": "he"}
+        for variant in ("paper", "owt")
+    }  # fmt: skip
+    images = np.random.default_rng(0).normal(0, 1, (3, 67, 67, 3)).astype(np.float32)
+    np.save(tmp_path / "x.npy", images)
+    models = {}
+    for variant, kwargs in networks.items():
+        models[variant] = build_alexnet(**kwargs)
+        weights = {f"w{i}": w for i, w in enumerate(models[variant].get_weights())}
+        np.savez(tmp_path / f"{variant}.npz", **weights)
+
+    result = run_cli(
+        ["-c", JAX_SIDE, str(tmp_path), json.dumps(networks)],
+        env={"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"},
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    counts = dict(line.split() for line in result.stdout.splitlines() if line.split()[0] in models)
+    for variant, model in models.items():
+        assert int(counts[variant]) == model.count_params()
+        want = np.asarray(model(images))
+        np.testing.assert_allclose(np.load(tmp_path / f"{variant}.npy"), want, rtol=1e-4, atol=1e-4)

@@ -17,26 +17,26 @@ from alexnet_dist.distribute.launcher import free_ports
 from tests.helpers import REPO, free_port_pair, wait_for_port
 from tests.slurm.conftest import submit
 
-pytestmark = [pytest.mark.slurm, pytest.mark.multiprocess, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.multiprocess,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("slurm"),  # one test cluster: every Slurm test on one worker
+]
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("cache")  # the tiny dataset, rendered by the first job
-
-
-def tiny(cache, *extra):
-    return ["debug=tiny", f"data.cache_dir={cache}", "trainer.log_every_steps=1", *extra]
+def tiny(*extra):
+    return ["debug=tiny", "trainer.log_every_steps=1", *extra]
 
 
 def checkpoints(run_dir) -> list[str]:
     return sorted(os.path.basename(p) for p in glob.glob(f"{run_dir}/**/*.index", recursive=True))
 
 
-def test_train_script_trains_and_when_preempted_is_requeued_and_resumes(slurm, tmp_path, cache):
+def test_train_script_trains_and_when_preempted_is_requeued_and_resumes(slurm, tmp_path):
     job = submit(
         slurm, tmp_path, "train.sbatch", "pre",
-        overrides=tiny(cache, "trainer.max_steps=14", "trainer.checkpoint_every_steps=100"),
+        overrides=tiny("trainer.max_steps=14", "trainer.checkpoint_every_steps=100"),
     )  # fmt: skip
     job.wait_for("step 2/14")
     job.signal_batch("USR1")
@@ -62,13 +62,11 @@ def _steps_stopped_at(log: str) -> list[int]:
     return [int(s) for s in re.findall(r"received: stopped at step (\d+)", log)]
 
 
-def test_multiworker_two_tasks_on_one_node_preempted_stop_together_and_resume(
-    slurm, tmp_path, cache
-):
+def test_multiworker_two_tasks_on_one_node_preempted_stop_together_and_resume(slurm, tmp_path):
     port = free_ports(1)[0]
     job = submit(
         slurm, tmp_path, "multiworker.sbatch", "mw", "--nodes=1", "--ntasks-per-node=2",
-        overrides=tiny(cache, "trainer.max_steps=14", f"distribute.port_base={port}"),
+        overrides=tiny("trainer.max_steps=14", f"distribute.port_base={port}"),
     )  # fmt: skip
     job.wait_for("step 2/14")
     job.signal_batch("USR1")
@@ -87,12 +85,12 @@ def test_multiworker_two_tasks_on_one_node_preempted_stop_together_and_resume(
     assert log.count("finished at step 14") == 1
 
 
-def test_multiworker_one_task_on_each_of_two_nodes(slurm, tmp_path, cache):
+def test_multiworker_one_task_on_each_of_two_nodes(slurm, tmp_path):
     # Both emulated nodes are this machine: node 2's worker takes another port.
     port = free_ports(1)[0]
     job = submit(
         slurm, tmp_path, "multiworker.sbatch", "mw2", "--nodes=2", "--ntasks-per-node=1",
-        overrides=tiny(cache, "trainer.max_steps=3", f"distribute.port_base={port}",
+        overrides=tiny("trainer.max_steps=3", f"distribute.port_base={port}",
                        "distribute.node_port_offset=1"),
     )  # fmt: skip
     assert job.wait() == 0, job.log()[-3000:]
@@ -102,11 +100,11 @@ def test_multiworker_one_task_on_each_of_two_nodes(slurm, tmp_path, cache):
     assert checkpoints(tmp_path / "runs" / f"mw2-{job.id}") == ["best-3.index", "ckpt-3.index"]
 
 
-def test_a_worker_whose_peer_does_not_resolve_fails_within_the_timeout(slurm, tmp_path, cache):
+def test_a_worker_whose_peer_does_not_resolve_fails_within_the_timeout(slurm, tmp_path):
     port = free_ports(1)[0]
     job = submit(
         slurm, tmp_path, "multiworker.sbatch", "lost", "--nodes=1", "--ntasks-per-node=1",
-        overrides=tiny(cache, "distribute.cluster=hosts", "distribute.task_index=0",
+        overrides=tiny("distribute.cluster=hosts", "distribute.task_index=0",
                        f"distribute.hosts=[node1:{port},node9.invalid:{port}]",
                        "distribute.timeout_s=10"),
     )  # fmt: skip
@@ -118,11 +116,11 @@ def test_a_worker_whose_peer_does_not_resolve_fails_within_the_timeout(slurm, tm
 
 
 def test_horovod_ranks_started_by_srun_on_two_nodes_preempted_stop_together_and_resume(
-    slurm, tmp_path, cache
+    slurm, tmp_path
 ):
     job = submit(
         slurm, tmp_path, "horovod.sbatch", "hvd", "--nodes=2", "--ntasks-per-node=1",
-        overrides=tiny(cache, "trainer.max_steps=14"),
+        overrides=tiny("trainer.max_steps=14"),
     )  # fmt: skip
     job.wait_for("step 2/14")
     job.signal_batch("USR1")
@@ -139,7 +137,7 @@ def test_horovod_ranks_started_by_srun_on_two_nodes_preempted_stop_together_and_
     assert log.count("finished at step 14") == 1
 
 
-def test_data_service_job_serves_a_training_job(slurm, tmp_path, cache):
+def test_data_service_job_serves_a_training_job(slurm, tmp_path):
     port = free_port_pair()
     service = submit(
         slurm, tmp_path, "data_service.sbatch", "data", "--nodes=1",
@@ -151,7 +149,7 @@ def test_data_service_job_serves_a_training_job(slurm, tmp_path, cache):
         address = address_file.read_text().strip()
         assert address == f"grpc://node1:{port}"
         result = subprocess.run(
-            [sys.executable, "-m", "alexnet_dist.train", *tiny(cache, "trainer.max_steps=3"),
+            [sys.executable, "-m", "alexnet_dist.cli.train", *tiny("trainer.max_steps=3"),
              f"hydra.run.dir={tmp_path}/run", f"data.service={address}"],
             cwd=REPO, env=slurm, capture_output=True, text=True, timeout=300,
         )  # fmt: skip

@@ -10,14 +10,19 @@ import pytest
 
 from tests.helpers import REPO
 
-pytestmark = [pytest.mark.slurm, pytest.mark.multiprocess, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.slurm,
+    pytest.mark.multiprocess,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("slurm"),  # one test cluster: every Slurm test on one worker
+]
 
 
 def test_a_two_point_sweep_runs_as_slurm_jobs_and_lists_both_results(slurm, tmp_path):
     sweep_dir = tmp_path / "sweep"
     result = subprocess.run(
-        [sys.executable, "-m", "alexnet_dist.train", "-m", "hydra/launcher=submitit_slurm",
-         "debug=tiny", f"data.cache_dir={tmp_path}/cache", "trainer.max_steps=3",
+        [sys.executable, "-m", "alexnet_dist.cli.train", "-m", "hydra/launcher=submitit_slurm",
+         "debug=tiny", "trainer.max_steps=3",
          "optim.lr=0.01,0.02", f"hydra.sweep.dir={sweep_dir}"],
         cwd=REPO, env=slurm, capture_output=True, text=True, timeout=600,
     )  # fmt: skip

@@ -1,0 +1,95 @@
+"""launch/multiworker.sh's launcher: real worker processes of the real entry point, one
+set of outputs, and a job that ends when a worker dies or is signalled."""
+
+import glob
+import os
+import signal
+import time
+
+import pytest
+
+from tests.helpers import (
+    alive,
+    assert_all_reduce_logged,
+    assert_skipped_then_lowered,
+    children,
+    finish,
+    launch_multiworker,
+    signal_when,
+)
+
+pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
+
+
+def test_two_workers_train_write_one_set_of_outputs_and_resume(tmp_path):
+    # Under mixed_float16 a scale of 2**40 overflows float16: both workers must skip the
+    # same steps together (or hang).
+    run_dir = tmp_path / "run"
+    code, out, err = finish(
+        launch_multiworker(run_dir, "trainer.max_steps=4", "trainer.log_every_steps=1",
+                           "precision=mixed_float16", "precision.initial_loss_scale=1099511627776")
+    )  # fmt: skip
+    assert code == 0, err[-4000:]
+    assert_skipped_then_lowered(run_dir, 2.0**40)
+    assert "2 replicas" in out and "finished at step 4" in out
+    assert out.count("finished at step") == 1  # one console: the chief's
+    assert_all_reduce_logged(out, replicas=2)
+
+    ckpts = sorted(os.path.basename(p) for p in glob.glob(f"{run_dir}/**/*.index", recursive=True))
+    assert ckpts == ["best-4.index", "ckpt-4.index"]
+    events = glob.glob(f"{run_dir}/**/events.out.tfevents.*", recursive=True)
+    assert sorted(os.path.relpath(e, run_dir).split(os.sep)[1] for e in events) == [
+        "hparams",
+        "train",
+        "val",
+    ]
+    assert (run_dir / ".hydra" / "config.yaml").exists()
+    assert (run_dir / "train.log").exists() and (run_dir / "worker-1.log").exists()
+
+    # Resumed with the ring all-reduce instead of the default choice, and the plateau
+    # rule (min_delta 1: the evaluation at step 12 cannot improve on the one at 10).
+    code, out, err = finish(
+        launch_multiworker(run_dir, "trainer.max_steps=12", "distribute.collective=ring",
+               "optim.schedule=plateau", "optim.plateau_min_delta=1.0")
+    )  # fmt: skip
+    assert code == 0, err[-4000:]
+    assert "resumed from" in out and "ckpt-4" in out
+    assert "finished at step 12" in out
+    assert (run_dir / "checkpoints" / "ckpt-12.index").exists()
+    # Both workers took the same decision at the same step.
+    for log in ("train.log", "worker-1.log"):
+        text = (run_dir / log).read_text()
+        assert text.count("learning rate divided by 10 at step 12 (drop 1 of at most 3)") == 1
+
+
+def test_a_killed_worker_ends_the_job(tmp_path):
+    proc = launch_multiworker(tmp_path / "run", "trainer.max_steps=100000", "trainer.epochs=100000")
+    try:
+        deadline = time.monotonic() + 180
+        for line in proc.stdout:  # wait until both workers are training
+            if " step " in line or time.monotonic() > deadline:
+                break
+        workers = children(proc.pid)
+        assert len(workers) == 2
+        killed_at = time.monotonic()
+        os.kill(max(workers), signal.SIGKILL)  # the later-started one: worker 1
+        code = proc.wait(timeout=60)
+        assert time.monotonic() - killed_at < 60
+        assert code != 0
+        assert "exited with 137" in proc.stderr.read()
+        assert not any(os.path.exists(f"/proc/{w}") and alive(w) for w in workers)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_sigterm_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = launch_multiworker(run_dir, "trainer.max_steps=100000", "trainer.epochs=100000",
+                  "trainer.log_every_steps=1", "trainer.checkpoint_every_steps=100000")  # fmt: skip
+    out = signal_when(proc, " step 3/", signal.SIGTERM)  # the launcher forwards it to both workers
+    assert proc.returncode == 75, out[-3000:]
+    stopped = int(out.split("stopped at step ")[1].split()[0])
+    ckpts = glob.glob(f"{run_dir}/**/*.index", recursive=True)
+    assert [os.path.basename(c) for c in ckpts] == [f"ckpt-{stopped}.index"]
+    assert "Traceback" not in (run_dir / "worker-1.log").read_text()

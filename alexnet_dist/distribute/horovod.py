@@ -63,10 +63,10 @@ class HorovodRuntime(Runtime):
             for gpu in mine:
                 tf.config.experimental.set_memory_growth(gpu, True)
             tf.config.set_visible_devices(mine, "GPU")
-        mine, group = None, None
+        replica, group = None, None  # this rank's devices (when its model spans several)
         if per_replica > 1:
             kind, local = devices.accelerators()
-            mine = devices.replica_devices(local, 0, 1, per_replica, kind)
+            replica = devices.replica_devices(local, 0, 1, per_replica, kind)
         self.hvd = hvd
         if ranks_per_replica > 1:
             if hvd.size() % ranks_per_replica:
@@ -75,7 +75,7 @@ class HorovodRuntime(Runtime):
                     f"{hvd.size()} ranks into whole replicas"
                 )
             group = RankGroup(hvd, ranks_per_replica)
-        self.placement = Placement(mine, owt_hybrid=cfg.owt_hybrid, rank_group=group)
+        self.placement = Placement(replica, owt_hybrid=cfg.owt_hybrid, rank_group=group)
         self.compression = hvd.Compression.fp16 if cfg.fp16_allreduce else hvd.Compression.none
 
     @property

@@ -55,7 +55,7 @@ test: install horovod
 	$(BIN)/python -m pytest $(PARALLEL) $(PYTEST_ARGS)
 
 # The inner loop of development: what needs neither several processes nor long runs.
-FAST := not slow and not multiprocess and not slurm and not faults
+FAST := not slow and not multiprocess and not slurm and not faults and not netlab
 
 test-fast: install
 	$(BIN)/python -m pytest $(PARALLEL) -m "$(FAST)" $(PYTEST_ARGS)

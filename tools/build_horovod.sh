@@ -7,8 +7,15 @@
 # against TensorFlow >= 2.19 as it is: horovod/tensorflow/xla_mpi_ops.cc includes
 # XLA headers that TensorFlow moved. That file only serves XLA-compiled MPI ops,
 # so the build drops it from TF_SOURCES (upstream PR horovod#4302 is still open).
-# The built wheel is cached per Horovod, TensorFlow and Python version, so the
-# next install (another clone, CI) takes seconds instead of minutes.
+# It also fixes one line of Horovod's Gloo code: a process set's connections
+# (hvd.add_process_set, which distribute.ranks_per_replica uses) ignore
+# HOROVOD_GLOO_IFACE and bind to the address the host's name resolves to, so
+# ranks on different nodes whose names resolve to a loopback address (Debian's
+# 127.0.1.1, say) dial themselves and abort ("connect [127.0.0.1]... refused").
+# The fix gives the process set the interface of the global context.
+# The built wheel is cached per Horovod, TensorFlow and Python version (and the
+# revision of these patches), so the next install (another clone, CI) takes
+# seconds instead of minutes.
 # MPI comes from Debian's OpenMPI, installed with apt-get when missing (as root),
 # so that Slurm can start the ranks itself (srun --mpi=pmix, slurm/horovod.sbatch);
 # NCCL support is added when the machine has it (nccl.h).
@@ -26,7 +33,8 @@ mpi=$(command -v mpicxx >/dev/null && echo "-mpi" || true)
 
 tf_version=$("$python" -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null)
 py_tag=$("$python" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
-key="horovod-$version-tf$tf_version-$py_tag-$(uname -m)$mpi"
+patches=p2  # bump when the patches below change: a cached wheel without them is rebuilt
+key="horovod-$version-tf$tf_version-$py_tag-$(uname -m)$mpi-$patches"
 wheel_dir="$cache/$key"
 
 if ! compgen -G "$wheel_dir/horovod-*.whl" >/dev/null; then
@@ -44,6 +52,10 @@ if ! compgen -G "$wheel_dir/horovod-*.whl" >/dev/null; then
   tar -xzf "$work"/horovod-"$version".tar.gz -C "$work"
   src="$work/horovod-$version"
   sed -i '/xla_mpi_ops\.cc/d' "$src/horovod/tensorflow/CMakeLists.txt"
+  gloo=$src/horovod/common/gloo/gloo_context.cc
+  sed -i '/::InitializeForProcessSet(/,/CreateDevice/ s/device_attr\.iface = gloo_iface_;/device_attr.iface = global_context.gloo_iface_;/' "$gloo"
+  grep -q 'device_attr.iface = global_context.gloo_iface_;' "$gloo" ||
+    { echo "build_horovod: the process-set interface patch no longer applies to $gloo" >&2; exit 1; }
   export HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1
   export HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
   if [[ -n $mpi ]]; then export HOROVOD_WITH_MPI=1; else export HOROVOD_WITHOUT_MPI=1; fi

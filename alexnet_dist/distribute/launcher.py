@@ -8,6 +8,7 @@ Worker 0's output is the job's console; the others log to worker-<i>.log in the
 run directory. If any worker fails, the others are stopped and the launcher
 exits with the failing worker's exit code (128 + signal for a killed one), so a
 dead worker ends the job instead of leaving its peers blocked in an all-reduce.
+`supervise` does that for any set of processes (tools/netlab.py's ranks too).
 """
 
 import json
@@ -22,6 +23,7 @@ from alexnet_dist.distribute import cluster
 from alexnet_dist.distribute.peers import EXIT_PEER_LOST
 
 GRACE_SECONDS = 10
+EXIT_TIMEOUT = 124  # as timeout(1)
 
 
 def free_ports(count: int) -> list[int]:
@@ -54,19 +56,20 @@ def _state(pid: int) -> str | None:
         return None
 
 
-def _failure(procs: list[subprocess.Popen], index: int, code: int) -> str:
-    """The launcher's line for worker `index` failing, naming a stopped peer if there is one."""
-    line = f"worker {index} exited with {code}"
+def _failure(procs: list[subprocess.Popen], index: int, code: int, role: str) -> str:
+    """The launcher's line for process `index` failing, naming a stopped peer if there is one."""
+    line = f"{role} {index} exited with {code}"
     if code == EXIT_PEER_LOST:
         line += " (a peer stopped answering)"
     stopped = [i for i, p in enumerate(procs) if p.poll() is None and _state(p.pid) in ("T", "t")]
     if stopped:
-        names = ", ".join(f"worker {i} (pid {procs[i].pid})" for i in stopped)
+        names = ", ".join(f"{role} {i} (pid {procs[i].pid})" for i in stopped)
         line += f"; {names} is stopped (SIGSTOP, Ctrl-Z or a debugger)"
     return line + "; stopping the others"
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    """Stops every process still running: SIGTERM, then SIGKILL after GRACE_SECONDS."""
     for p in procs:
         if p.poll() is None:
             # A stopped worker would act on SIGTERM only once resumed, and then only to fail.
@@ -92,14 +95,23 @@ def launch(
         procs.append(
             subprocess.Popen(worker_command(run_dir, overrides, python), env=env, stdout=stdout)
         )
+    return supervise(procs, "worker")
+
+
+def supervise(
+    procs: list[subprocess.Popen], role: str = "worker", timeout: float | None = None
+) -> int:
+    """Waits for the job's processes (`role` 0, 1, ...): 0 when all succeed; when one fails,
+    stops the others and returns its exit code. SIGTERM and SIGINT go to every process.
+    After `timeout` seconds, stops them all and returns EXIT_TIMEOUT."""
 
     def forward(signum, _frame):
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while True:
             codes = [p.poll() for p in procs]
@@ -107,14 +119,20 @@ def launch(
             if failed:
                 index, code = failed[0]
                 print(
-                    f"launcher: {_failure(procs, index, _exit_code(code))}",
+                    f"launcher: {_failure(procs, index, _exit_code(code), role)}",
                     file=sys.stderr,
                     flush=True,
                 )
-                _stop(procs)
+                stop_all(procs)
                 return _exit_code(code)
             if all(c == 0 for c in codes):
                 return 0
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"launcher: the job ran past {timeout:.0f} s; stopping it", file=sys.stderr,
+                      flush=True)  # fmt: skip
+                return EXIT_TIMEOUT
             time.sleep(0.2)
     finally:
-        _stop(procs)
+        stop_all(procs)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

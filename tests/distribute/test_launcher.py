@@ -4,10 +4,12 @@ set of outputs, and a job that ends when a worker dies or is signalled."""
 import glob
 import os
 import signal
+import subprocess
 import time
 
 import pytest
 
+from alexnet_dist.distribute import launcher
 from tests.helpers import (
     alive,
     assert_all_reduce_logged,
@@ -93,3 +95,19 @@ def test_sigterm_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path)
     ckpts = glob.glob(f"{run_dir}/**/*.index", recursive=True)
     assert [os.path.basename(c) for c in ckpts] == [f"ckpt-{stopped}.index"]
     assert "Traceback" not in (run_dir / "worker-1.log").read_text()
+
+
+def test_supervise_stops_a_job_that_runs_past_its_timeout_and_gives_back_the_signals():
+    before = signal.getsignal(signal.SIGINT)
+    procs = [subprocess.Popen(["sleep", "60"]) for _ in range(2)]
+    start = time.monotonic()
+    assert launcher.supervise(procs, "rank", timeout=1) == launcher.EXIT_TIMEOUT
+    assert time.monotonic() - start < 30
+    assert all(p.poll() is not None for p in procs)  # both stopped
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_supervise_returns_the_first_failed_process_code_and_stops_the_rest():
+    procs = [subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sh", "-c", "exit 3"])]
+    assert launcher.supervise(procs, "rank") == 3
+    assert procs[0].poll() is not None

@@ -2,12 +2,15 @@
 
 import json
 import os
+import pathlib
 import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOROVODRUN = os.path.join(os.path.dirname(sys.executable), "horovodrun")
@@ -324,3 +327,24 @@ def assert_same_weights(got, want, initial, variant="paper"):
         assert not np.array_equal(w, w0), f"weight {i} did not train"
     for i, rel in enumerate(relative_differences(got, want)):
         assert rel < 1e-5, (i, rel)
+
+
+def claim_for_this_worker(resource: str) -> None:
+    """Fails unless `resource` (the test Slurm, the emulated nodes) is this session's only
+    xdist worker's: their tests share one worker (xdist_group, --dist loadgroup), since two
+    copies at once would fight over ports, node names and processes. A pytest that breaks
+    the grouping (9.2 does: pytest-xdist#1386) fails here rather than at random."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    path = pathlib.Path(os.environ["ALEXNET_TEST_CACHE"]) / f"{resource}.worker"
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        os.write(fd, worker.encode())
+        os.close(fd)
+    except FileExistsError:
+        owner = path.read_text()
+        if owner != worker:
+            pytest.fail(
+                f"the {resource} tests run on two workers ({owner} and {worker}): pytest-xdist "
+                "is not grouping them (--dist loadgroup; pytest 9.2 breaks it, "
+                "pytest-xdist#1386; pyproject.toml pins pytest below it)"
+            )

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.helpers import REPO
+from tests.helpers import REPO, claim_for_this_worker
 
 CLUSTER_SCRIPT = os.path.join(REPO, "tools", "slurm_cluster.sh")
 # The scripts ask for GPUs and many CPUs, as on a GPU cluster; on this CPU "cluster"
@@ -36,6 +36,7 @@ def _free(port: int) -> bool:
 @pytest.fixture(scope="session")
 def slurm(tmp_path_factory):
     """The environment in which Slurm's commands reach the test cluster."""
+    claim_for_this_worker("slurm")
     folder = tmp_path_factory.mktemp("slurm")
     env = {
         **os.environ,

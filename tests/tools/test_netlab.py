@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.helpers import REPO, TINY_RUN, compose_cfg
+from tests.helpers import REPO, TINY_RUN, claim_for_this_worker, compose_cfg
 from tools import netlab
 
 pytestmark = [
@@ -53,6 +53,7 @@ def lab():
     """Two nodes at 1 Gbit/s, taken down after the module's tests, however they end."""
     if os.geteuid() != 0:
         pytest.fail("tools/netlab.sh needs root (network namespaces, veth pairs and tc)")
+    claim_for_this_worker("netlab")
     _netlab("down", "--name", "ci")  # what an interrupted session left
     made = netlab.Lab.up(2, "1gbit", "ci", "--subnet", "10.93.0")
     try:

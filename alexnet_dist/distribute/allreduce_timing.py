@@ -34,7 +34,9 @@ class AllReduceTiming:
 
 def time_all_reduce(runtime: Runtime, variables: list, repeats: int = 10) -> AllReduceTiming:
     """Times the runtime's sum of gradients shaped like `variables` (median of `repeats`,
-    after one untimed call that sets the collective up). Every process must call it."""
+    after one untimed call that sets the collective up), of those it sums across replicas.
+    Every process must call it."""
+    variables = runtime.summed_variables(variables)
     shapes = [(tuple(v.shape), tf.as_dtype(v.dtype)) for v in variables]
 
     def replica(fill):

@@ -143,6 +143,12 @@ class HorovodRuntime(Runtime):
                 reduced[i] = g
         return reduced
 
+    def summed_variables(self, variables):
+        group = self.placement.rank_group
+        if group is None or group.shard_peers is not None:
+            return list(variables)
+        return [v for v in variables if not group.holds(v)]
+
     def batches_in_gradient(self, variable):
         group = self.placement.rank_group
         return group.size if group is not None and group.holds(variable) else 1

@@ -88,6 +88,11 @@ class Runtime(abc.ABC):
         """
         return self.all_reduce_sum(grads)
 
+    def summed_variables(self, variables: list) -> list:
+        """The variables whose gradients `sum_gradients` sums across replicas: all of them,
+        but for the 2014 hybrid over one replica's ranks, whose FC shards no one shares."""
+        return list(variables)
+
     def batches_in_gradient(self, variable) -> int:
         """How many replicas' batches this replica's gradient of `variable` already sums: 1,
         or K for a fully connected shard of the 2014 hybrid over K ranks, which is computed

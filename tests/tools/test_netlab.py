@@ -181,6 +181,10 @@ def test_the_2014_hybrid_over_ranks_on_two_nodes_moves_what_its_traffic_says(lab
     expected = traffic.exchanged_bytes_per_image * per_device + traffic.ring_bytes_per_device(
         traffic.allreduced_bytes
     )
+    # What the run times at start is what it sums: the conv layers' gradients (the shards
+    # belong to one rank each).
+    summed = f"gradient all-reduce over 2 replicas: {traffic.allreduced_bytes / 1e6:.1f} MB"
+    assert any(summed in line for line in log.lines), summed
     _, sent = log.per_step(first=3)
     for node, got in enumerate(sent):
         # The messages are small here (tens of KB): Horovod's coordination, a few hundred

@@ -15,6 +15,7 @@ FLOORS = {
     "data": 1,
     "distribute": 2,
     "training": 3,
+    "planner": 3,
     "serving": 4,
     "doctor": 4,
     "cli": 5,

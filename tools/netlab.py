@@ -253,6 +253,20 @@ def horovod(
     """alexnet-train with distribute=horovod, `ranks_per_node` ranks on each of the first
     `nodes` nodes, over Gloo. Returns 0 or the first failed rank's exit code, and rank 0's
     step lines."""
+    command = _train(run_dir, "horovod", overrides, python)
+    return horovod_command(lab, command, ranks_per_node, nodes, pin, timeout, echo)
+
+
+def horovod_command(
+    lab: Lab,
+    command: list[str],
+    ranks_per_node: int = 1,
+    nodes: int | None = None,
+    pin: bool = True,
+    timeout: float | None = None,
+    echo: bool = True,
+) -> tuple[int, StepLog]:
+    """`command` as Horovod ranks over Gloo, `ranks_per_node` on each of the first `nodes`."""
     from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
     from horovod.runner.gloo_run import create_run_env_vars, create_slot_env_vars
     from horovod.runner.http.http_server import RendezvousServer
@@ -272,7 +286,6 @@ def horovod(
             **create_slot_env_vars(slot),
             "PYTHONUNBUFFERED": "1",
         }
-        command = _train(run_dir, "horovod", overrides, python)
         starts.append((node_of[slot.hostname], _cpus(slot.rank, pin), command, env))
     try:
         return _run_job(lab, starts, "rank", timeout, echo)

@@ -1,0 +1,42 @@
+"""alexnet-plan: the planner's command."""
+
+import json
+
+from alexnet_dist.cli import plan
+
+
+def test_the_table_for_a_profile(capsys):
+    assert plan.main(["--profile", "dgx1-p100", "--devices", "2", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("recommended on") == 2
+    assert "dgx1-p100: 8 devices, owt x1 at 224px, 512 images per device" in out
+
+
+def test_overrides_json_and_the_plot(capsys, tmp_path):
+    png = tmp_path / "p.png"
+    args = ["--profile", "dgx1-p100", "--devices", "16", "--inter-bandwidth", "1gbit",
+            "--algorithm", "hierarchical", "--json", "--plot", str(png)]  # fmt: skip
+    assert plan.main(args) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line[0] == "{"]
+    assert {r["devices"] for r in rows} == {16}
+    assert sum(r["recommended"] for r in rows) == 1
+    dp = next(r for r in rows if r["layout"] == "data parallel")
+    assert dp["bound"] == "all-reduce (between nodes)"  # 4 x 1 Gbit/s per node
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_different_workload_asks_for_its_rate(capsys):
+    assert plan.main(["--profile", "dgx1-p100", "--variant", "paper", "--batch", "128"]) == 0
+    assert "pass --rate" in capsys.readouterr().err
+    assert plan.main(["--profile", "dgx1-p100", "--variant", "paper", "--batch", "128",
+                      "--rate", "3100"]) == 0  # fmt: skip
+    assert "pass --rate" not in capsys.readouterr().err
+
+
+def test_bad_input_is_named(capsys, tmp_path):
+    assert plan.main(["--profile", "nowhere"]) == 2
+    assert "no profile 'nowhere'" in capsys.readouterr().err
+    assert plan.main(["--profile", "dgx1-p100", "--devices", "12"]) == 2
+    assert "12 devices are not whole nodes of 8" in capsys.readouterr().err
+    assert plan.main(["--profile", "dgx1-p100", "--intra-bandwidth", "lots"]) == 2
+    assert "--intra-bandwidth: 'lots'" in capsys.readouterr().err

@@ -14,11 +14,16 @@ one device's rate; every one of them can be overridden here.
 import argparse
 import dataclasses
 import json
+import os
 import sys
 
-from alexnet_dist.planner import profiles
-from alexnet_dist.planner.plan import Workload, plan, table
-from alexnet_dist.planner.step_time import ALGORITHMS, OVERLAPS, Link
+# The byte counts come from the network alexnet-train builds (Keras on TensorFlow), whose
+# C++ info lines would drown the table; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from alexnet_dist.planner import profiles  # noqa: E402
+from alexnet_dist.planner.plan import Workload, against_measured, plan, table  # noqa: E402
+from alexnet_dist.planner.step_time import ALGORITHMS, OVERLAPS, Link  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,6 +105,9 @@ def main(argv=None) -> int:
             "and pass --rate",
             file=sys.stderr,
         )
+    # The profile's own measurements are comparable only for the workload and rate they
+    # were taken at.
+    measured = prof.measured if not differs and not args.rate and args.width == 1.0 else {}
     counts = args.devices or [prof.devices_per_node]
     try:
         plans = [plan(prof, workload, n, rate, args.algorithm, args.overlap) for n in counts]
@@ -107,6 +115,7 @@ def main(argv=None) -> int:
         print(f"alexnet-plan: {e}", file=sys.stderr)
         return 2
     for p in plans:
+        known = {id(x): got for x, got in against_measured(p, measured)}
         if args.json:
             for x in p.predictions:
                 print(json.dumps({
@@ -114,13 +123,16 @@ def main(argv=None) -> int:
                     "step_s": x.step, "compute_s": x.compute, "allreduce_s": x.allreduce,
                     "exchange_s": x.exchange, "images_per_s": x.images_per_s,
                     "efficiency": x.efficiency, "bound": x.bound,
-                    "recommended": x is p.best,
+                    "recommended": x is p.best, "measured_images_per_s": known.get(id(x)),
                 }))  # fmt: skip
             continue
         print(f"{prof.name}: {p.devices} devices, {workload.variant} x{workload.width:g} at "
               f"{workload.image_size}px, {workload.batch} images per device, "
               f"{workload.precision}, one device {rate:.0f} images/s")  # fmt: skip
         print(table(p))
+        for x, got in against_measured(p, measured):
+            print(f"measured {x.layout.name}: {got:,.0f} images/s ({measured.get('source')}); "
+                  f"predicted {x.images_per_s:,.0f}, {x.images_per_s / got - 1:+.1%}")  # fmt: skip
         print()
     if args.plot:
         from alexnet_dist.planner.plot import device_counts
@@ -128,7 +140,6 @@ def main(argv=None) -> int:
 
         sweep = [plan(prof, workload, n, rate, args.algorithm, args.overlap)
                  for n in device_counts(prof.devices_per_node)]  # fmt: skip
-        measured = prof.measured if workload.differs_from(ref) == [] else None
         draw(sweep, args.plot, f"{prof.name}: {prof.description}\n{workload.variant}, "
              f"{workload.batch} images per device, {workload.precision}", measured)  # fmt: skip
         print(f"plot written to {args.plot}")

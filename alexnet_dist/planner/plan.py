@@ -64,6 +64,23 @@ def plan(profile: Profile, workload: Workload, devices: int, rate: float,
     return Plan(devices, found)
 
 
+# Keys of a profile's `measured` and the layout kinds they were measured with.
+MEASURED_KINDS = {"dp": "dp"}
+
+
+def against_measured(p: Plan, measured: dict) -> list[tuple[Prediction, float]]:
+    """(prediction, measured images/s) for each layout that `measured` (a profile's) has a
+    figure for at this plan's device count."""
+    found = []
+    for key, points in measured.items():
+        kind = MEASURED_KINDS.get(key)
+        if kind and p.devices in points:
+            x = next((x for x in p.predictions if x.layout.kind == kind), None)
+            if x is not None:
+                found.append((x, float(points[p.devices])))
+    return found
+
+
 def table(p: Plan) -> str:
     """The plan as text: one row per layout, then the recommendation."""
     rows = [

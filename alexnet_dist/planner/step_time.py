@@ -38,6 +38,9 @@ OVERLAPS = ("none", "backward")
 ALGORITHMS = ("ring", "hierarchical")
 # Collectives of one training step that exchange maps (forward, then backward).
 HYBRID_COLLECTIVES = 8  # 3 all-gathers and an all-to-all, 3 reduce-scatters and an all-to-all
+# Over ranks, the all-to-all of the logits first gathers each rank's row count
+# (distribute/rank_group.py, rows_home): one more small collective.
+HYBRID_RANK_COLLECTIVES = HYBRID_COLLECTIVES + 1
 TOWER_COLLECTIVES = 8  # conv3, fc6, fc7 both ways and fc8's input, forward and backward
 
 
@@ -170,7 +173,7 @@ def exchange(
         sent, calls = net.crosslink_bytes_per_image * batch, TOWER_COLLECTIVES
     else:
         sent = net.hybrid_exchange_bytes_per_image(layout.k) * batch
-        calls = HYBRID_COLLECTIVES
+        calls = HYBRID_RANK_COLLECTIVES if layout.across_nodes else HYBRID_COLLECTIVES
     link = cluster.inter if layout.across_nodes else cluster.intra
     # Across nodes a node's NICs carry its one device's share; within a node each device
     # has its own link, and the node's devices exchange in parallel.

@@ -23,6 +23,18 @@ while getopts "n:p:w:h" opt; do
     *) echo "usage: $0 [-n WORKERS] [-p PORT] [-w WORK_DIR]" >&2; exit 2 ;;
   esac
 done
+# Numbers are checked as numbers before any arithmetic: bash evaluates a variable in
+# $((...)) as an expression, and an expression can run commands.
+if [[ ! $workers =~ ^[0-9]{1,3}$ ]] || ((10#$workers < 1)); then
+  echo "$0: -n takes a number of workers (1-999), got '$workers'" >&2
+  exit 2
+fi
+if [[ ! $port =~ ^[0-9]{1,5}$ ]] || ((10#$port < 1 || 10#$port + 10#$workers > 65535)); then
+  echo "$0: -p takes a port (1-$((65535 - 10#$workers))), got '$port'" >&2
+  exit 2
+fi
+workers=$((10#$workers))
+port=$((10#$port))
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
 [[ -x $python ]] || python=python3

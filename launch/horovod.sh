@@ -30,5 +30,8 @@ if [[ ! -x $bin/horovodrun ]]; then
   exit 2
 fi
 run_dir=$(mkdir -p "$run_dir" && cd "$run_dir" && pwd)
+# Every rank's run directory, through the environment (horovodrun passes it on, quoted,
+# to remote hosts too): Hydra does not parse it as an override (conf/config.yaml).
+export ALEXNET_RUN_DIR=$run_dir
 exec "$bin/horovodrun" "${hvd_args[@]}" \
-  "$bin/python" -m alexnet_dist.cli.train distribute=horovod "hydra.run.dir=$run_dir" "$@"
+  "$bin/python" -m alexnet_dist.cli.train distribute=horovod "$@"

@@ -4,8 +4,11 @@
 #   launch/train.sh RUN_DIR [hydra overrides...]
 #   launch/train.sh runs/my-run debug=tiny
 #
-# Pinning hydra.run.dir is what makes resume and requeue work: Hydra's default
-# directory is a new timestamp per process. Uses the repo's .venv if there is one.
+# Pinning the run directory is what makes resume and requeue work: Hydra's default
+# directory is a new timestamp per process. It goes through ALEXNET_RUN_DIR
+# (conf/config.yaml), which Hydra does not parse as an override: commas and quotes
+# stay part of the path ('${' is refused: Hydra would resolve it where it copies it).
+# Uses the repo's .venv if there is one.
 set -euo pipefail
 if [[ $# -lt 1 || $1 == -* ]]; then
   echo "usage: $0 RUN_DIR [hydra overrides...]" >&2
@@ -16,4 +19,4 @@ shift
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 python=${PYTHON:-$repo/.venv/bin/python}
 [[ -x $python ]] || python=python3
-exec "$python" -m alexnet_dist.cli.train "hydra.run.dir=$run_dir" "$@"
+ALEXNET_RUN_DIR=$run_dir exec "$python" -m alexnet_dist.cli.train "$@"

@@ -9,6 +9,7 @@ says how training uses the service.
 
 import argparse
 import os
+import socket
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -25,13 +26,18 @@ def main(argv=None) -> int:
     w = sub.add_parser("worker", help="a process that runs the input pipelines")
     w.add_argument("--dispatcher", required=True, help="host:port of the dispatcher")
     w.add_argument("--port", type=int, default=0, help="0: any free port")
-    w.add_argument("--host", default=None, help="address trainers reach this worker at")
+    where = w.add_mutually_exclusive_group()
+    where.add_argument("--host", default=None, help="address trainers reach this worker at")
+    where.add_argument("--at-hostname", action="store_true",
+                       help="trainers reach this worker at this machine's host name (one "
+                            "command for every node, as srun runs it)")  # fmt: skip
     args = p.parse_args(argv)
     if args.role == "dispatcher":
         server = service.dispatcher(args.port, args.work_dir)
         print(f"tf.data dispatcher at {server.target}", flush=True)
     else:
-        server = service.worker(args.dispatcher, args.port, args.host)
+        host = socket.gethostname() if args.at_hostname else args.host
+        server = service.worker(args.dispatcher, args.port, host)
         address = args.dispatcher.removeprefix("grpc://")
         print(f"tf.data worker for dispatcher {address} (pid {os.getpid()})", flush=True)
     server.join()

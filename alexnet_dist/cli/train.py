@@ -72,6 +72,13 @@ def _worker_rank() -> int:
 def main() -> None:
     # Before TensorFlow starts any thread: distribute/stop_signals.py says why.
     stop_signals.hold()
+    run_dir = os.environ.get("ALEXNET_RUN_DIR", "")
+    if "${" in run_dir:
+        # Hydra takes the variable as it is (conf/config.yaml), but copies the directory
+        # into hydra.runtime.output_dir, which its log file's path and HydraConfig then
+        # read as config: the ${...} would be resolved there, and the log go elsewhere.
+        sys.exit(f"alexnet-train: ALEXNET_RUN_DIR={run_dir!r}: a run directory may not "
+                 "contain '${' (Hydra would interpolate it); choose another path")  # fmt: skip
     rank = _worker_rank()
     if rank > 0:
         # All ranks share the run directory: one .hydra/ and one train.log, the chief's.

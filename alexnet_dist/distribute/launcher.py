@@ -38,9 +38,8 @@ def free_ports(count: int) -> list[int]:
             s.close()
 
 
-def worker_command(run_dir: str, overrides: list[str], python: str) -> list[str]:
-    command = [python, "-m", "alexnet_dist.cli.train", "distribute=multiworker"]
-    return command + [f"hydra.run.dir={run_dir}", *overrides]
+def worker_command(overrides: list[str], python: str) -> list[str]:
+    return [python, "-m", "alexnet_dist.cli.train", "distribute=multiworker", *overrides]
 
 
 def _exit_code(returncode: int) -> int:
@@ -90,11 +89,12 @@ def launch(
     addresses = [f"localhost:{port}" for port in free_ports(num_workers)]
     procs = []
     for index in range(num_workers):
-        env = {**os.environ, "TF_CONFIG": json.dumps(cluster.tf_config(addresses, index))}
+        # The run directory through ALEXNET_RUN_DIR (conf/config.yaml): Hydra takes it as it
+        # is, where an override's value would be parsed (a comma makes a sweep).
+        env = {**os.environ, "TF_CONFIG": json.dumps(cluster.tf_config(addresses, index)),
+               "ALEXNET_RUN_DIR": run_dir}  # fmt: skip
         stdout = None if index == 0 else subprocess.DEVNULL
-        procs.append(
-            subprocess.Popen(worker_command(run_dir, overrides, python), env=env, stdout=stdout)
-        )
+        procs.append(subprocess.Popen(worker_command(overrides, python), env=env, stdout=stdout))
     return supervise(procs, "worker")
 
 

@@ -47,11 +47,14 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-"$python" -m alexnet_dist.cli.data_service dispatcher --port "$port" "${work_dir[@]}" &
+# --die-with-parent: if this script is killed outright (SIGKILL), its trap cannot run;
+# the kernel then stops the dispatcher and workers instead of leaving them to PID 1.
+"$python" -m alexnet_dist.cli.data_service dispatcher --port "$port" "${work_dir[@]}" \
+  --die-with-parent &
 pids+=($!)
 for ((i = 1; i <= workers; i++)); do
   "$python" -m alexnet_dist.cli.data_service worker --dispatcher "localhost:$port" \
-    --port $((port + i)) --host "$(hostname)" &
+    --port $((port + i)) --host "$(hostname)" --die-with-parent &
   pids+=($!)
 done
 echo "tf.data service: dispatcher grpc://$(hostname):$port, $workers worker(s); Ctrl-C stops" >&2

@@ -15,6 +15,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from alexnet_dist.data import service  # noqa: E402
+from alexnet_dist.distribute import parent_death  # noqa: E402
+
+# Who started this process, read first: --die-with-parent checks it is still there.
+_PARENT = os.getppid()
 
 
 def main(argv=None) -> int:
@@ -31,7 +35,13 @@ def main(argv=None) -> int:
     where.add_argument("--at-hostname", action="store_true",
                        help="trainers reach this worker at this machine's host name (one "
                             "command for every node, as srun runs it)")  # fmt: skip
+    for role in (d, w):
+        role.add_argument("--die-with-parent", action="store_true",
+                          help="end (SIGTERM) when the process that started this one dies, "
+                               "even by SIGKILL (the launch scripts pass it)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.die_with_parent:
+        parent_death.ask(parent=_PARENT)
     if args.role == "dispatcher":
         server = service.dispatcher(args.port, args.work_dir)
         print(f"tf.data dispatcher at {server.target}", flush=True)

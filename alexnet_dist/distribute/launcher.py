@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 
-from alexnet_dist.distribute import cluster
+from alexnet_dist.distribute import cluster, parent_death
 from alexnet_dist.distribute.peers import EXIT_PEER_LOST
 
 GRACE_SECONDS = 10
@@ -94,7 +94,10 @@ def launch(
         env = {**os.environ, "TF_CONFIG": json.dumps(cluster.tf_config(addresses, index)),
                "ALEXNET_RUN_DIR": run_dir}  # fmt: skip
         stdout = None if index == 0 else subprocess.DEVNULL
-        procs.append(subprocess.Popen(worker_command(overrides, python), env=env, stdout=stdout))
+        # A worker gets SIGTERM (its preemption path: it stops at a step boundary) if this
+        # launcher is killed outright and cannot stop it itself.
+        procs.append(subprocess.Popen(worker_command(overrides, python), env=env, stdout=stdout,
+                                      preexec_fn=parent_death.child_setup()))  # fmt: skip
     return supervise(procs, "worker")
 
 

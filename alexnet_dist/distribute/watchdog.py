@@ -110,6 +110,11 @@ def _watch(pid: int, seconds: float, what: str, peers: list[str]) -> int:
         if left <= 0:
             break
     unreachable = [reason for reason in map(probe, peers) if reason]
+    # Probing takes up to a few seconds a peer, and the peers may have joined meanwhile:
+    # look again, and leave a process whose block has finished alone.
+    ready, _, _ = select.select([sys.stdin], [], [], 0)
+    if ready:
+        return 0
     culprit = (
         "cannot reach " + ", ".join(unreachable)
         if unreachable

@@ -5,12 +5,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from hydra import compose, initialize_config_module
 
 from alexnet_dist.cli.train import run
-from tests.helpers import REPO, free_port_pair, wait_for_port
+from tests.helpers import REPO, alive, children, free_port_pair, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +72,29 @@ def test_training_reads_its_batches_from_the_service(tmp_path, shapes_records):
     finally:
         os.killpg(service.pid, signal.SIGTERM)
         service.communicate(timeout=30)
+
+
+def test_the_service_ends_when_its_launcher_is_killed_outright():
+    """SIGKILL of launch/data_service.sh runs no trap: the dispatcher and workers end
+    anyway (--die-with-parent) instead of running on under PID 1."""
+    port = free_port_pair()
+    service = subprocess.Popen(
+        [os.path.join(REPO, "launch", "data_service.sh"), "-n", "1", "-p", str(port)],
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHON": sys.executable},
+        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    started = []
+    try:
+        wait_for_port(port + 1)
+        started = children(service.pid)
+        assert len(started) == 2  # the dispatcher and the worker
+        service.kill()
+        service.wait()
+        deadline = time.monotonic() + 30
+        while any(map(alive, started)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(map(alive, started)), [p for p in started if alive(p)]
+    finally:
+        for pid in started:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -23,6 +23,17 @@ from tests.helpers import (
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
 
 
+def training_workers(proc) -> list[int]:
+    """The launcher's two workers, once they are training (a step line)."""
+    deadline = time.monotonic() + 180
+    for line in proc.stdout:
+        if " step " in line or time.monotonic() > deadline:
+            break
+    workers = children(proc.pid)
+    assert len(workers) == 2
+    return workers
+
+
 def test_two_workers_train_write_one_set_of_outputs_and_resume(tmp_path):
     # Under mixed_float16 a scale of 2**40 overflows float16: both workers must skip the
     # same steps together (or hang).
@@ -67,12 +78,7 @@ def test_two_workers_train_write_one_set_of_outputs_and_resume(tmp_path):
 def test_a_killed_worker_ends_the_job(tmp_path):
     proc = launch_multiworker(tmp_path / "run", "trainer.max_steps=100000", "trainer.epochs=100000")
     try:
-        deadline = time.monotonic() + 180
-        for line in proc.stdout:  # wait until both workers are training
-            if " step " in line or time.monotonic() > deadline:
-                break
-        workers = children(proc.pid)
-        assert len(workers) == 2
+        workers = training_workers(proc)
         killed_at = time.monotonic()
         os.kill(max(workers), signal.SIGKILL)  # the later-started one: worker 1
         code = proc.wait(timeout=60)
@@ -95,6 +101,28 @@ def test_sigterm_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path)
     ckpts = glob.glob(f"{run_dir}/**/*.index", recursive=True)
     assert [os.path.basename(c) for c in ckpts] == [f"ckpt-{stopped}.index"]
     assert "Traceback" not in (run_dir / "worker-1.log").read_text()
+
+
+def test_workers_stop_when_the_launcher_is_killed_outright(tmp_path):
+    # SIGKILL (the OOM killer, kill -9) runs none of the launcher's cleanup: the kernel
+    # sends each worker SIGTERM (distribute/parent_death.py), and it stops as when
+    # preempted, with a checkpoint, instead of training on under PID 1.
+    run_dir = tmp_path / "run"
+    proc = launch_multiworker(run_dir, "trainer.max_steps=100000", "trainer.epochs=100000")
+    workers = []
+    try:
+        workers = training_workers(proc)
+        proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 120
+        while any(map(alive, workers)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not any(map(alive, workers))
+        assert "SIGTERM received: stopped at step" in (run_dir / "worker-1.log").read_text()
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_supervise_stops_a_job_that_runs_past_its_timeout_and_gives_back_the_signals():

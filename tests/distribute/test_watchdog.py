@@ -55,3 +55,26 @@ def test_a_blocked_stopping_signal_is_seen_pending():
     finally:
         child.kill()
         child.wait()
+
+
+# The watcher, run on a process whose block ends while its peers are being probed.
+LATE_JOIN = """
+import os, sys
+from alexnet_dist.distribute import watchdog
+read, write = os.pipe()
+sys.stdin = os.fdopen(read)
+def probe(address):  # the peers join (the block ends) while this one is probed
+    os.close(write)
+    return f"{address} (nothing listens)"
+watchdog.probe = probe
+watchdog._stop = lambda pid, message: print("STOPPED", message, flush=True)
+watchdog._watch(os.getpid(), 0.2, "joining", ["peer:1"])
+print("LEFT ALONE", flush=True)
+"""
+
+
+def test_a_block_that_finishes_while_its_peers_are_probed_is_left_alone():
+    result = subprocess.run([sys.executable, "-c", LATE_JOIN], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "STOPPED" not in result.stdout and "LEFT ALONE" in result.stdout

@@ -9,6 +9,7 @@ folder gives the same list.
 import dataclasses
 import fnmatch
 import os
+import unicodedata
 
 from alexnet_dist.data import schema
 from alexnet_dist.data.schema import ConversionError
@@ -38,6 +39,7 @@ def list_tree(input_dir: str) -> list[tuple[str, str]]:
     items = []
     for name in classes:
         class_dir = os.path.join(input_dir, name)
+        check_class_name(name, class_dir)
         items += [
             (f"{name}/{f}", name)
             for f in sorted(os.listdir(class_dir))
@@ -75,7 +77,25 @@ def list_flat(input_dir: str, file_classes: dict[str, str], labels_source: str):
             f"{len(missing)} image(s) labelled in {labels_source} are not in {input_dir} "
             f"(first: {missing[0]}); is the folder complete?"
         )
+    for name in sorted(set(file_classes.values())):
+        check_class_name(name, labels_source)
     return [(f, file_classes[stem]) for stem, f in stems.items()]
+
+
+def check_class_name(name: str, where: str) -> None:
+    """ConversionError naming `where` unless `name` can be a line of labels.txt as it is:
+    no control character (a newline would shift every label after it), and no leading or
+    trailing whitespace (which readers of the file strip)."""
+    control = [c for c in name if unicodedata.category(c) == "Cc"]
+    if control:
+        raise ConversionError(
+            f"{where}: the class name {name!r} has a control character ({control[0]!r}); "
+            "labels.txt holds one name a line, so rename it"
+        )
+    if name != name.strip():
+        raise ConversionError(
+            f"{where}: the class name {name!r} has leading or trailing whitespace; rename it"
+        )
 
 
 def check_dir(input_dir: str) -> None:

@@ -12,13 +12,14 @@ import os
 import socket
 import sys
 
+# Who started this process, read before TensorFlow loads (seconds): --die-with-parent
+# then notices a parent that died meanwhile.
+_PARENT = os.getppid()
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
 from alexnet_dist.data import service  # noqa: E402
 from alexnet_dist.distribute import parent_death  # noqa: E402
-
-# Who started this process, read first: --die-with-parent checks it is still there.
-_PARENT = os.getppid()
 
 
 def main(argv=None) -> int:

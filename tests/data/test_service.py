@@ -85,6 +85,7 @@ def test_the_service_ends_when_its_launcher_is_killed_outright():
     )  # fmt: skip
     started = []
     try:
+        wait_for_port(port)
         wait_for_port(port + 1)
         started = children(service.pid)
         assert len(started) == 2  # the dispatcher and the worker

@@ -118,7 +118,11 @@ def _epochs(cfg, run_dir, runtime: Runtime, source, state: TrainState, preemptio
 
     at_epoch_end = step > 0 and (step % steps_per_epoch == 0 or step == total_steps)
     if at_epoch_end and int(checkpointer.evaluated_step.numpy()) != step:
-        val = evaluate_epoch()  # preempted between the epoch's last step and its evaluation
+        # Preempted between the epoch's last step and its evaluation, or elastic Horovod
+        # stopped there: evaluate, and save what the epoch's end saves.
+        val = evaluate_epoch()
+        if step % cfg.trainer.checkpoint_every_steps == 0:
+            checkpointer.save(step // steps_per_epoch)
     # One input for all the epochs left (`pipeline.training_epochs` says why).
     spec = sources.input_spec(cfg, True, replica_batch, run_dir)
     epochs = range(step // steps_per_epoch, -(-total_steps // steps_per_epoch))
@@ -155,7 +159,6 @@ def _epochs(cfg, run_dir, runtime: Runtime, source, state: TrainState, preemptio
                 log.info("profile of steps %d-%d written to %s", *profile, summaries.logdir)
             stop = float(sums.pop("stop")) > 0
             _check_finite(sums, step, checkpointer)
-            runtime.step_done(step)
             meter.add(sums, data_wait=waited)
             if step % cfg.trainer.log_every_steps == 0 or step == epoch_end:
                 _report(summaries, meter, optimizer, loss_scale, epoch, step, total_steps,
@@ -171,10 +174,13 @@ def _epochs(cfg, run_dir, runtime: Runtime, source, state: TrainState, preemptio
                 summaries.close()
                 return _result(step, steps_per_epoch, val, run_dir, runtime, checkpointer,
                                summaries, preempted=preemption.signal or "SIGTERM")  # fmt: skip
+            if step < epoch_end and step % cfg.trainer.checkpoint_every_steps == 0:
+                checkpointer.save(step // steps_per_epoch)
+            # Last: elastic Horovod may stop here for a rank that joined, and the step is
+            # then already reported and saved.
+            runtime.step_done(step)
             if step >= epoch_end:
                 break
-            if step % cfg.trainer.checkpoint_every_steps == 0:
-                checkpointer.save(step // steps_per_epoch)
         if step % steps_per_epoch == 0 or step == total_steps:
             val = evaluate_epoch()
         # After the evaluation, so that the checkpoint holds its plateau and best-so-far state.

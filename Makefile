@@ -24,7 +24,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(TF)
 HOROVOD_STAMP := $(VENV)/.horovod-$(HOROVOD_VERSION)
 
-.PHONY: install horovod train test test-fast check lint format clean
+.PHONY: install horovod train test test-fast test-security check lint format clean
 
 install: $(STAMP)
 
@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 # The first build takes minutes; the wheel is cached in ~/.cache/alexnet_dist/wheels.
 horovod: $(HOROVOD_STAMP)
 
-$(HOROVOD_STAMP): $(STAMP) tools/build_horovod.sh
+$(HOROVOD_STAMP): $(STAMP) tools/build_horovod.sh tools/horovod/rendezvous-auth.patch
 	tools/build_horovod.sh $(BIN)/python $(HOROVOD_VERSION)
 	touch $@
 
@@ -59,6 +59,10 @@ FAST := not slow and not multiprocess and not slurm and not faults and not netla
 
 test-fast: install
 	$(BIN)/python -m pytest $(PARALLEL) -m "$(FAST)" $(PYTEST_ARGS)
+
+# The trust boundaries alone (docs/security.md).
+test-security: install horovod
+	$(BIN)/python -m pytest $(PARALLEL) -m security $(PYTEST_ARGS)
 
 check: install horovod
 	$(BIN)/alexnet-doctor $(ARGS)

@@ -13,6 +13,10 @@
 # ranks on different nodes whose names resolve to a loopback address (Debian's
 # 127.0.1.1, say) dial themselves and abort ("connect [127.0.0.1]... refused").
 # The fix gives the process set the interface of the global context.
+# And it signs the rendezvous (tools/horovod/rendezvous-auth.patch): horovodrun's HTTP
+# rendezvous and key-value store refuse every request that is not signed with the job's
+# key (HMAC-SHA256), before they unpickle or store anything. Stock 0.28.1 takes a PUT
+# from anyone who can reach the port and unpickles its body. docs/security.md says more.
 # The built wheel is cached per Horovod, TensorFlow and Python version (and the
 # revision of these patches), so the next install (another clone, CI) takes
 # seconds instead of minutes.
@@ -33,7 +37,9 @@ mpi=$(command -v mpicxx >/dev/null && echo "-mpi" || true)
 
 tf_version=$("$python" -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null)
 py_tag=$("$python" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
-patches=p2  # bump when the patches below change: a cached wheel without them is rebuilt
+# A cached wheel built without the patches as they are now is rebuilt.
+patch_file=$(cd "$(dirname "$0")" && pwd)/horovod/rendezvous-auth.patch
+patches=p3-$(sha256sum "$patch_file" | cut -c1-12)
 key="horovod-$version-tf$tf_version-$py_tag-$(uname -m)$mpi-$patches"
 wheel_dir="$cache/$key"
 
@@ -56,6 +62,8 @@ if ! compgen -G "$wheel_dir/horovod-*.whl" >/dev/null; then
   sed -i '/::InitializeForProcessSet(/,/CreateDevice/ s/device_attr\.iface = gloo_iface_;/device_attr.iface = global_context.gloo_iface_;/' "$gloo"
   grep -q 'device_attr.iface = global_context.gloo_iface_;' "$gloo" ||
     { echo "build_horovod: the process-set interface patch no longer applies to $gloo" >&2; exit 1; }
+  (cd "$src" && git apply -p1 "$patch_file") ||
+    { echo "build_horovod: $patch_file no longer applies to Horovod $version" >&2; exit 1; }
   export HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1
   export HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
   if [[ -n $mpi ]]; then export HOROVOD_WITH_MPI=1; else export HOROVOD_WITHOUT_MPI=1; fi

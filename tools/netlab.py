@@ -269,8 +269,10 @@ def horovod_command(
     """`command` as Horovod ranks over Gloo, `ranks_per_node` on each of the first `nodes`."""
     from horovod.runner.common.util.hosts import get_host_assignments, parse_hosts
     from horovod.runner.gloo_run import create_run_env_vars, create_slot_env_vars
+    from horovod.runner.http import signing
     from horovod.runner.http.http_server import RendezvousServer
 
+    signing.ensure_job_key()  # the ranks inherit it; the rendezvous refuses who lacks it
     used = lab.nodes[: nodes or len(lab.nodes)]
     hosts = parse_hosts(",".join(f"{n.namespace}:{ranks_per_node}" for n in used))
     slots = get_host_assignments(hosts, ranks_per_node * len(used))

@@ -3,22 +3,66 @@
 # munged, slurmctld and two slurmd daemons that emulate the nodes node1 and node2.
 #
 #   tools/slurm_cluster.sh start     # installs Debian's slurm and munge if missing (root)
-#   export SLURM_CONF=/tmp/alexnet-slurm/slurm.conf   # what `start` prints
+#   export SLURM_CONF=/tmp/alexnet-slurm.XXXXXX/slurm.conf   # what `start` prints
 #   sbatch --wait slurm/train.sbatch debug=tiny ...
 #   tools/slurm_cluster.sh status
 #   tools/slurm_cluster.sh stop
 #
-# Everything lives in SLURM_TEST_DIR (default /tmp/alexnet-slurm): the config, the
-# munge key and socket, state, spool folders and the daemons' logs. node1 and node2
-# resolve to 127.0.0.1 through /etc/hosts (added once). Each node has this
-# machine's CPUs and its own slurmd port. A requeued job may start again after
-# cred_expire (5 s here; 120 s is Slurm's default).
+# Everything lives in one private directory: the config, the munge key and socket,
+# state, spool folders and the daemons' logs. `start` makes a fresh one (mktemp -d;
+# mode 711: munged's socket must be reachable, its files are 600 or 400) and notes
+# where in ~/.cache/alexnet_dist/slurm-test-dir for `status` and
+# `stop`; SLURM_TEST_DIR names one instead. Whoever can write that directory can
+# forge munge credentials and run jobs as root on this cluster, so a directory that
+# is a symlink, that another user owns or that others may open is refused, and
+# munged is never forced onto a key this script did not make. (munged also wants
+# every folder above its socket passable by all: not under a folder of mode 700.)
+# node1 and node2 resolve
+# to 127.0.0.1 through /etc/hosts (added once). Each node has this machine's CPUs and
+# its own slurmd port. A requeued job may start again after cred_expire (5 s here;
+# 120 s is Slurm's default).
 set -euo pipefail
-dir=${SLURM_TEST_DIR:-/tmp/alexnet-slurm}
-conf=$dir/slurm.conf
+umask 077
+record=${XDG_CACHE_HOME:-$HOME/.cache}/alexnet_dist/slurm-test-dir
 nodes=(node1 node2)
 ctld_port=${SLURM_TEST_PORT:-6917}
+[[ $ctld_port =~ ^[0-9]+$ ]] || { echo "slurm_cluster: SLURM_TEST_PORT=$ctld_port is not a number" >&2; exit 2; }
 cpus=$(nproc)
+
+die() { echo "slurm_cluster: $*" >&2; exit 2; }
+
+# Refuses a state directory that is not this user's alone.
+check_private() {
+  local d=$1 mode owner
+  [[ -L $d ]] && die "$d is a symlink; refusing it as the state directory"
+  [[ -d $d ]] || die "$d is not a directory"
+  owner=$(stat -c %u -- "$d")
+  [[ $owner == "$(id -u)" ]] || die "$d belongs to uid $owner, not to you; refusing it"
+  mode=$(stat -c %a -- "$d")
+  (( (8#$mode & 8#066) == 0 )) ||
+    die "$d is open to others (mode $mode); chmod 711 it, or leave SLURM_TEST_DIR unset"
+  # Others may pass through it (munged's socket must be reachable), not list or write it.
+  chmod 711 -- "$d"
+}
+
+# The state directory: SLURM_TEST_DIR, made here if missing; or the one `start` made.
+state_dir() {
+  if [[ -n ${SLURM_TEST_DIR:-} ]]; then
+    [[ -e $SLURM_TEST_DIR || -L $SLURM_TEST_DIR ]] || mkdir -m 711 -- "$SLURM_TEST_DIR"
+    dir=$SLURM_TEST_DIR
+  elif [[ -f $record ]]; then
+    dir=$(cat "$record")
+  elif [[ $1 == start ]]; then
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/alexnet-slurm.XXXXXX")
+    mkdir -p "$(dirname "$record")"
+    echo "$dir" >"$record"
+  else
+    die "no test cluster was started (nothing in $record); run: $0 start"
+  fi
+  check_private "$dir"
+  check_key
+  conf=$dir/slurm.conf
+}
 
 installed() {
   command -v slurmctld >/dev/null && command -v slurmd >/dev/null &&
@@ -78,11 +122,20 @@ hosts_entries() {
   done
 }
 
+# Only a key this script made: a regular file of this user's, in the private directory.
+check_key() {
+  local key=$dir/munge.key
+  [[ -e $key || -L $key ]] || return 0
+  [[ -f $key && ! -L $key && $(stat -c %u -- "$key") == "$(id -u)" ]] ||
+    die "$key is not a key this script made; refusing to start munged with it"
+}
+
 start_munge() {
-  [[ -f $dir/munge.key ]] || { dd if=/dev/urandom of="$dir/munge.key" bs=1024 count=1 status=none; }
-  chmod 0400 "$dir/munge.key"
+  local key=$dir/munge.key
+  [[ -f $key ]] || dd if=/dev/urandom of="$key" bs=1024 count=1 status=none
+  chmod 0400 "$key"
   if [[ -f $dir/munged.pid ]] && kill -0 "$(cat "$dir/munged.pid")" 2>/dev/null; then return; fi
-  munged --force --key-file="$dir/munge.key" --socket="$dir/munge.socket" \
+  munged --key-file="$key" --socket="$dir/munge.socket" \
     --pid-file="$dir/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge.seed"
 }
 
@@ -91,7 +144,6 @@ running() { [[ -f $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 start() {
   install
   hosts_entries
-  mkdir -p "$dir"
   write_config
   start_munge
   export SLURM_CONF=$conf
@@ -124,12 +176,14 @@ stop() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$pid_file"
   done
-  echo "slurm_cluster: stopped"
+  # The directory the next `start` makes is a fresh one.
+  [[ -f $record && $(cat "$record") == "$dir" ]] && rm -f "$record"
+  echo "slurm_cluster: stopped ($dir is left for its logs)"
 }
 
 case ${1:-} in
-  start) start ;;
-  stop) stop ;;
-  status) SLURM_CONF=$conf sinfo && SLURM_CONF=$conf squeue ;;
+  start) state_dir start; start ;;
+  stop) state_dir stop; stop ;;
+  status) state_dir status; SLURM_CONF=$conf sinfo && SLURM_CONF=$conf squeue ;;
   *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
 esac

@@ -4,9 +4,12 @@ sbatch scripts to it with sbatch."""
 
 import dataclasses
 import os
+import pathlib
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -34,10 +37,12 @@ def _free(port: int) -> bool:
 
 
 @pytest.fixture(scope="session")
-def slurm(tmp_path_factory):
+def slurm():
     """The environment in which Slurm's commands reach the test cluster."""
     claim_for_this_worker("slurm")
-    folder = tmp_path_factory.mktemp("slurm")
+    # Not under pytest's own folder (mode 700): munged wants every folder above its socket
+    # passable by all.
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="alexnet-slurm-test."))
     env = {
         **os.environ,
         "SLURM_TEST_DIR": str(folder),
@@ -56,6 +61,7 @@ def slurm(tmp_path_factory):
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
     subprocess.run(["bash", CLUSTER_SCRIPT, "stop"], env=env, capture_output=True, timeout=120)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @dataclasses.dataclass

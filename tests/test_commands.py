@@ -37,6 +37,7 @@ def test_console_scripts_are_installed(tmp_path):
     assert "name: shapes_demo" in train.stdout
 
 
+@pytest.mark.security
 def test_a_run_directory_is_taken_as_it_is(tmp_path):
     """launch/train.sh passes the run directory through ALEXNET_RUN_DIR: a comma (which
     an override would turn into a sweep) and quotes (a parse error) stay part of the path;
@@ -58,6 +59,7 @@ def test_a_run_directory_is_taken_as_it_is(tmp_path):
     assert os.listdir(tmp_path) == [run_dir.name]
 
 
+@pytest.mark.security
 def test_numbers_are_checked_before_any_arithmetic(tmp_path):
     """bash evaluates a variable in $((...)) as an expression, and an expression can run
     commands: the data-service scripts refuse anything but a number first."""

@@ -21,6 +21,7 @@ def test_missing_or_empty_input_is_named(tmp_path, make, match):
     assert str(src) in str(info.value)
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("name", ["cat\nfish", "tab\tcat", "bell\x07", " dog", "dog "])
 def test_a_class_name_that_labels_txt_cannot_hold_is_refused(tmp_path, name):
     """A newline in a class folder's name would shift every label after it in labels.txt;

@@ -74,6 +74,7 @@ def test_training_reads_its_batches_from_the_service(tmp_path, shapes_records):
         service.communicate(timeout=30)
 
 
+@pytest.mark.security
 def test_the_service_ends_when_its_launcher_is_killed_outright():
     """SIGKILL of launch/data_service.sh runs no trap: the dispatcher and workers end
     anyway (--die-with-parent) instead of running on under PID 1."""

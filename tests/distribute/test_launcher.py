@@ -103,6 +103,7 @@ def test_sigterm_stops_every_worker_at_the_same_step_with_a_checkpoint(tmp_path)
     assert "Traceback" not in (run_dir / "worker-1.log").read_text()
 
 
+@pytest.mark.security
 def test_workers_stop_when_the_launcher_is_killed_outright(tmp_path):
     # SIGKILL (the OOM killer, kill -9) runs none of the launcher's cleanup: the kernel
     # sends each worker SIGTERM (distribute/parent_death.py), and it stops as when

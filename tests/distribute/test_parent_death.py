@@ -6,7 +6,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.helpers import REPO, alive
+
+pytestmark = pytest.mark.security
 
 # A parent that starts `sleep` (with the request, or without) and prints its pid.
 PARENT = """

@@ -73,6 +73,7 @@ print("LEFT ALONE", flush=True)
 """
 
 
+@pytest.mark.security
 def test_a_block_that_finishes_while_its_peers_are_probed_is_left_alone():
     result = subprocess.run([sys.executable, "-c", LATE_JOIN], capture_output=True, text=True,
                             timeout=60)  # fmt: skip

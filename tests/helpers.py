@@ -348,3 +348,23 @@ def claim_for_this_worker(resource: str) -> None:
                 "is not grouping them (--dist loadgroup; pytest 9.2 breaks it, "
                 "pytest-xdist#1386; pyproject.toml pins pytest below it)"
             )
+
+
+def write_png_bomb(path, side: int = 12000) -> None:
+    """A greyscale PNG of side x side zero pixels, a few hundred KB on disk: the
+    decompression bomb of docs/security.md (12000 x 12000: 144 megapixels, 432 MB as RGB).
+    Written row by row, so that making it takes no such memory."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    compressor = zlib.compressobj(9)
+    row = b"\0" * (side + 1)  # filter byte 0, then the row's pixels
+    idat = b"".join(compressor.compress(row) for _ in range(side)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
+                + chunk(b"IEND", b""))  # fmt: skip

@@ -20,6 +20,7 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from alexnet_dist.data.converter import convert_tree
+from alexnet_dist.data.image_limits import ImageLimits  # noqa: E402
 from alexnet_dist.data.schema import ConversionError  # noqa: E402
 
 DEFAULT_SHARDS = {"train": 1024, "val": 128, "validation": 128}
@@ -53,8 +54,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         "LOC_val_solution.csv, or a text file of '<file> <class>' lines",
     )  # fmt: skip
     p.add_argument(
-        "--workers", type=int, default=None, help="processes writing shards (default: all cores)"
-    )
+        "--workers", type=int, default=None,
+        help="processes writing shards (default: one per core, fewer if the memory for "
+        "decoding an image at --max-pixels in each is not available)",
+    )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the shuffle across shards")
     p.add_argument(
         "--overwrite", action="store_true", help="replace this split if the output already has it"
@@ -64,6 +67,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="skip files that are not decodable images (they are listed) instead of failing",
     )
+    limits = ImageLimits()
+    p.add_argument(
+        "--max-pixels", type=int, default=limits.max_pixels, metavar="N",
+        help="refuse an image whose header declares more pixels, before decoding it "
+        f"(default: {limits.max_pixels:,}, data.max_image_pixels)",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-bytes", type=int, default=limits.max_bytes, metavar="N",
+        help=f"refuse a file larger than this (default: {limits.max_bytes:,} bytes)",
+    )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -100,6 +113,7 @@ def main(argv=None) -> int:
             file_classes=file_classes,
             labels_source=args.val_labels or "",
             progress=not args.no_progress and sys.stderr.isatty(),
+            limits=ImageLimits(args.max_pixels, args.max_bytes),
         )
     except ConversionError as e:
         print(f"alexnet-convert: error: {e}", file=sys.stderr)

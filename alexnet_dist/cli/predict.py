@@ -10,7 +10,7 @@ import sys
 # TensorFlow's C++ info and warning lines drown the output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from alexnet_dist.serving.predict import PredictError, load, predict  # noqa: E402
+from alexnet_dist.serving.predict import PredictError, limits, load, predict  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -24,9 +24,10 @@ def main(argv=None) -> int:
     except PredictError as e:
         print(f"alexnet-predict: error: {e}", file=sys.stderr)
         return 1
+    image_limits = limits(args.saved_model)
     for path in args.images:
         try:
-            top = predict(serve, path)
+            top = predict(serve, path, image_limits)
         except PredictError as e:
             print(f"alexnet-predict: error: {e}", file=sys.stderr)
             failed += 1

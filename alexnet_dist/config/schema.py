@@ -92,6 +92,11 @@ class DataConfig:
     # for data that fits in RAM on slow or shared filesystems.
     cache: bool = False
     eval_crops: int = 1  # validation: 1 (centre crop) or 10 (the paper's 10-crop)
+    # Image files from other people (alexnet-convert, alexnet-predict, the exported model)
+    # above these are refused before they are decoded: pixels as the header declares them
+    # (Pillow's own threshold, 89.5 megapixels: 7 x a 12-megapixel photograph), and bytes.
+    max_image_pixels: int = 89_478_485
+    max_image_bytes: int = 64 * 1024 * 1024
 
 
 @dataclass

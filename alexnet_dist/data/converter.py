@@ -25,11 +25,16 @@ import shutil
 from tqdm import tqdm
 
 from alexnet_dist.data import schema
+from alexnet_dist.data.image_limits import ImageLimits, available_memory
 from alexnet_dist.data.listing import Entry, existing_split_files, list_flat, list_tree
 from alexnet_dist.data.schema import ConversionError
 from alexnet_dist.data.shards import shard_job, write_text
 
 log = logging.getLogger(__name__)
+
+# A shard writer's memory besides the image it decodes: Python and Pillow (it writes
+# without TensorFlow); 35 MB measured with ru_maxrss, with room to spare.
+WORKER_BASE_BYTES = 128 * 1024 * 1024
 
 
 def convert_tree(
@@ -45,6 +50,7 @@ def convert_tree(
     file_classes: dict[str, str] | None = None,
     labels_source: str = "",
     progress: bool = False,
+    limits: ImageLimits | None = None,
 ) -> dict:
     """Converts `input_dir` into `num_shards` TFRecord shards of `split`.
 
@@ -70,6 +76,8 @@ def convert_tree(
         file_classes: classes of a flat folder's files (see above).
         labels_source: where file_classes came from, for error messages.
         progress: show a progress bar on the terminal.
+        limits: files above these (bytes, pixels from the header) are bad images,
+            refused before they are decoded; the defaults are data.max_image_*.
 
     Returns:
         The split report that is also written to `output_dir/{split}.json`.
@@ -117,16 +125,20 @@ def convert_tree(
 
     os.makedirs(output_dir, exist_ok=True)
     scratch = os.path.join(output_dir, f".{split}.partial")
-    _prepare_scratch(scratch, _plan(split, shards, skip_bad, resize))
-    reports = _write_all(scratch, names, shards, workers, skip_bad, resize, progress)
+    limits = limits or ImageLimits()
+    _prepare_scratch(scratch, _plan(input_dir, split, shards, skip_bad, resize, limits))
+    reports = _write_all(scratch, names, shards, workers, skip_bad, resize, limits, progress)
     report = _merge(split, input_dir, names, reports, resize)
     if report["num_examples"] == 0:
         shutil.rmtree(scratch, ignore_errors=True)
         raise ConversionError(f"every image in {input_dir} was skipped as unreadable")
-    for name in existing:
-        os.remove(os.path.join(output_dir, name))
+    # The new shards first, then what is left of the old split (--overwrite): an
+    # interruption between the two leaves a whole split, never none.
     for name in names:
         os.replace(os.path.join(scratch, name), os.path.join(output_dir, name))
+    for name in existing:
+        if name not in names and name != f"{split}.json":
+            os.remove(os.path.join(output_dir, name))
     shutil.rmtree(scratch, ignore_errors=True)
     if not os.path.exists(labels_path):
         write_text(labels_path, "".join(f"{name}\n" for name in labels))
@@ -134,14 +146,19 @@ def convert_tree(
     return report
 
 
-def _plan(split, shards, skip_bad, resize) -> dict:
-    """What the shards will hold: a partial conversion is resumed only for the same plan."""
+def _plan(input_dir, split, shards, skip_bad, resize, limits) -> dict:
+    """What the shards will hold: a partial conversion is resumed only for the same plan,
+    so a source file changed since (its size or modification time) has its shard redone."""
     digest = hashlib.sha256()
     for i, shard in enumerate(shards):
         for e in shard:
-            digest.update(f"{i}\t{e.relpath}\t{e.label}\t{e.class_name}\n".encode())
+            stat = os.stat(e.path)
+            digest.update(f"{i}\t{e.relpath}\t{e.label}\t{e.class_name}\t{stat.st_size}\t"
+                          f"{stat.st_mtime_ns}\n".encode())  # fmt: skip
     return {
+        "input_dir": os.path.abspath(input_dir),
         "split": split, "num_shards": len(shards), "skip_bad": skip_bad, "resize": resize,
+        "max_pixels": limits.max_pixels, "max_bytes": limits.max_bytes,
         "schema": schema.VERSION, "entries_sha256": digest.hexdigest(),
     }  # fmt: skip
 
@@ -163,8 +180,8 @@ def _prepare_scratch(scratch: str, plan: dict) -> None:
     write_text(plan_path, json.dumps(plan, indent=1))
 
 
-def _write_all(scratch, names, shards, workers, skip_bad, resize, progress):
-    workers = min(workers or os.cpu_count() or 1, len(shards))
+def _write_all(scratch, names, shards, workers, skip_bad, resize, limits, progress):
+    workers = min(workers or default_workers(limits), len(shards))
     paths = [os.path.join(scratch, n) for n in names]
     bar = tqdm(total=len(shards), unit="shard", disable=not progress, dynamic_ncols=True)
     reports: list = [None] * len(shards)
@@ -183,13 +200,13 @@ def _write_all(scratch, names, shards, workers, skip_bad, resize, progress):
     try:
         if workers == 1:
             for i, (path, shard) in enumerate(zip(paths, shards, strict=True)):
-                done(i, shard_job(path, shard, skip_bad, resize))
+                done(i, shard_job(path, shard, skip_bad, resize, limits))
         else:
             # spawn, not fork: the parent may already run TensorFlow's threads.
             context = multiprocessing.get_context("spawn")
             with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
                 futures = {
-                    pool.submit(shard_job, path, shard, skip_bad, resize): i
+                    pool.submit(shard_job, path, shard, skip_bad, resize, limits): i
                     for i, (path, shard) in enumerate(zip(paths, shards, strict=True))
                 }
                 for future in concurrent.futures.as_completed(futures):
@@ -203,6 +220,17 @@ def _write_all(scratch, names, shards, workers, skip_bad, resize, progress):
     if reused:
         log.info("kept %d verified shards from an interrupted conversion", reused)
     return reports
+
+
+def default_workers(limits: ImageLimits) -> int:
+    """One worker per core, and no more than the available memory holds: each may decode
+    an image at the pixel limit."""
+    cores = os.cpu_count() or 1
+    memory = available_memory()
+    if memory is None:
+        return cores
+    per_worker = limits.decode_bytes() + WORKER_BASE_BYTES
+    return max(1, min(cores, memory // per_worker))
 
 
 def _merge(split, input_dir, names, reports, resize) -> dict:

@@ -10,6 +10,7 @@ import io
 
 from PIL import Image
 
+from alexnet_dist.data.image_limits import ImageLimits, ImageTooLargeError
 from alexnet_dist.data.schema import ConversionError
 
 JPEG_QUALITY = 95
@@ -28,8 +29,13 @@ class BadImageError(ConversionError):
         return type(self), (self.path, self.reason)
 
 
-def load_rgb_jpeg(path: str, resize: int | None = None) -> tuple[bytes, int, int, str | None]:
+def load_rgb_jpeg(
+    path: str, resize: int | None = None, limits: ImageLimits | None = None
+) -> tuple[bytes, int, int, str | None]:
     """Reads an image file as RGB JPEG bytes, optionally with its shorter side scaled to `resize`.
+
+    A file above `limits` (bytes, or pixels as its header declares them) is refused
+    before it is read whole or decoded.
 
     Returns:
         (jpeg bytes, height, width, repair) where repair is None when the file's
@@ -37,12 +43,13 @@ def load_rgb_jpeg(path: str, resize: int | None = None) -> tuple[bytes, int, int
         "PNG RGBA -> RGB JPEG"). height and width are those of the bytes returned.
 
     Raises:
-        BadImageError: the file is not a decodable image.
+        BadImageError: the file is not a decodable image, or is above a limit.
     """
-    with open(path, "rb") as f:
-        data = f.read()
+    limits = limits or ImageLimits()
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        data = limits.read(path)
+        with Image.open(io.BytesIO(data)) as image:  # the header only, so far
+            limits.check_pixels(path, image.width, image.height)
             image.load()  # a full decode: a truncated file fails here, not in training
             rgb_jpeg = image.format == "JPEG" and image.mode == "RGB"
             repair = None if rgb_jpeg else f"{image.format} {image.mode} -> RGB JPEG"
@@ -55,7 +62,9 @@ def load_rgb_jpeg(path: str, resize: int | None = None) -> tuple[bytes, int, int
             out = io.BytesIO()
             converted.save(out, format="JPEG", quality=JPEG_QUALITY)
             return out.getvalue(), size[1], size[0], repair
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+    except ImageTooLargeError as e:
+        raise BadImageError(path, e.reason) from None
+    except (OSError, SyntaxError, ValueError) as e:
         raise BadImageError(path, str(e) or type(e).__name__) from None
 
 

@@ -17,10 +17,11 @@ shards, `labels.txt` (one class name per line, line i is label i) and
 """
 
 import dataclasses
+import functools
 import json
 import os
 
-import tensorflow as tf
+from alexnet_dist.data.tfrecord_io import example_bytes
 
 LABELS_FILE = "labels.txt"
 VERSION = 1  # of the record layout below; an interrupted conversion resumes only within one
@@ -34,14 +35,20 @@ class ConversionError(Exception):
     """Input that alexnet-convert cannot turn into a dataset; the message names the culprit."""
 
 
-FEATURES = {
-    "image/encoded": tf.io.FixedLenFeature([], tf.string),
-    "image/class/label": tf.io.FixedLenFeature([], tf.int64),
-    "image/class/text": tf.io.FixedLenFeature([], tf.string),
-    "image/height": tf.io.FixedLenFeature([], tf.int64),
-    "image/width": tf.io.FixedLenFeature([], tf.int64),
-    "image/filename": tf.io.FixedLenFeature([], tf.string),
-}
+@functools.cache
+def features() -> dict:
+    """The records' features for tf.io.parse_*; TensorFlow is loaded only by readers
+    (alexnet-convert writes without it)."""
+    import tensorflow as tf
+
+    return {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+        "image/class/text": tf.io.FixedLenFeature([], tf.string),
+        "image/height": tf.io.FixedLenFeature([], tf.int64),
+        "image/width": tf.io.FixedLenFeature([], tf.int64),
+        "image/filename": tf.io.FixedLenFeature([], tf.string),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,30 +64,24 @@ class Record:
 
 
 def serialize(record: Record) -> bytes:
-    """Encodes a record as a serialized `tf.train.Example`."""
-
-    def b(value):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-    def i(value):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
-    feature = {
-        "image/encoded": b(record.encoded),
-        "image/class/label": i(record.label),
-        "image/class/text": b(record.class_name.encode()),
-        "image/height": i(record.height),
-        "image/width": i(record.width),
-        "image/filename": b(record.filename.encode()),
-    }
-    example = tf.train.Example(features=tf.train.Features(feature=feature))
-    # Map fields serialise in hash order unless asked not to: same record, same bytes.
-    return example.SerializeToString(deterministic=True)
+    """Encodes a record as a serialized `tf.train.Example` (the bytes of TensorFlow's
+    SerializeToString(deterministic=True): same record, same bytes)."""
+    return example_bytes({
+        "image/encoded": record.encoded,
+        "image/class/label": record.label,
+        "image/class/text": record.class_name.encode(),
+        "image/height": record.height,
+        "image/width": record.width,
+        "image/filename": record.filename.encode(),
+    })  # fmt: skip
 
 
-def parse(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
-    """Parses one serialized record into a dict of tensors keyed as in FEATURES."""
-    return tf.io.parse_single_example(serialized, FEATURES)
+def parse(serialized):
+    """Parses one serialized record (a string tensor) into a dict of tensors keyed as in
+    `features()`."""
+    import tensorflow as tf
+
+    return tf.io.parse_single_example(serialized, features())
 
 
 def shard_name(split: str, index: int, count: int) -> str:

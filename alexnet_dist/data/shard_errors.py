@@ -96,7 +96,7 @@ def _damaged(data_dir: str, split: str) -> schema.DataError | None:
 
 
 def _bad_label(data_dir: str, split: str, num_classes: int) -> schema.DataError | None:
-    label_only = {"image/class/label": schema.FEATURES["image/class/label"]}
+    label_only = {"image/class/label": schema.features()["image/class/label"]}
     for path in _shards(data_dir, split):
         for index, record in enumerate(tf.data.TFRecordDataset(path)):
             label = int(tf.io.parse_single_example(record, label_only)["image/class/label"])

@@ -12,23 +12,25 @@ import os
 
 from alexnet_dist.data import schema
 from alexnet_dist.data.encoding import BadImageError, load_rgb_jpeg
+from alexnet_dist.data.image_limits import ImageLimits
 from alexnet_dist.data.listing import Entry
+from alexnet_dist.data.tfrecord_io import RecordWriter, iter_records
 
 log = logging.getLogger(__name__)
 
 
-def write_shard(path: str, entries: list[Entry], skip_bad: bool, resize: int | None) -> dict:
+def write_shard(
+    path: str, entries: list[Entry], skip_bad: bool, resize: int | None, limits: ImageLimits
+) -> dict:
     """Writes one shard as path.tmp, renames it to path; runs in a worker process.
 
     Returns the shard's report, with its record count and the file's SHA-256.
     """
-    import tensorflow as tf
-
     report = {"count": 0, "classes": {}, "skipped": [], "repaired": []}
-    with tf.io.TFRecordWriter(path + ".tmp") as writer:
+    with RecordWriter(path + ".tmp") as writer:
         for entry in entries:
             try:
-                encoded, height, width, repair = load_rgb_jpeg(entry.path, resize)
+                encoded, height, width, repair = load_rgb_jpeg(entry.path, resize, limits)
             except BadImageError as e:
                 if not skip_bad:
                     raise
@@ -55,14 +57,13 @@ def sha256(path: str) -> str:
     return digest.hexdigest()
 
 
-def count_records(path: str) -> int:
-    """Records in a TFRecord file; reads every record, so a damaged file fails here."""
-    import tensorflow as tf
+def count_records(path: str, max_length: int) -> int:
+    """Records in a TFRecord file; reads and checks every record, so a damaged file, or
+    one with a record longer than `max_length`, fails here."""
+    return sum(1 for _ in iter_records(path, max_length))
 
-    return sum(1 for _ in tf.data.TFRecordDataset(path))
 
-
-def shard_job(path, entries, skip_bad, resize) -> tuple[dict, bool]:
+def shard_job(path, entries, skip_bad, resize, limits) -> tuple[dict, bool]:
     """Keeps a finished shard that still matches its marker, else writes it; in a worker.
 
     Returns (report, reused).
@@ -71,16 +72,23 @@ def shard_job(path, entries, skip_bad, resize) -> tuple[dict, bool]:
     try:
         with open(marker) as f:
             report = json.load(f)
-        if sha256(path) == report["sha256"] and count_records(path) == report["count"]:
+        count = count_records(path, record_limit(limits))
+        if sha256(path) == report["sha256"] and count == report["count"]:
             return report, True
         log.warning("%s does not match its marker; writing it again", path)
     except (OSError, ValueError, KeyError):
         pass  # no marker or no shard yet: write it
     except Exception as e:  # noqa: BLE001 - a damaged TFRecord fails to read in many ways
         log.warning("%s is unreadable (%s); writing it again", path, type(e).__name__)
-    report = write_shard(path, entries, skip_bad, resize)
+    report = write_shard(path, entries, skip_bad, resize, limits)
     write_text(marker, json.dumps(report))
     return report, False
+
+
+def record_limit(limits: ImageLimits) -> int:
+    """The longest record a shard written with `limits` can hold: an image at the byte
+    limit (or re-encoded at the pixel limit, at most 3 bytes a pixel), and its fields."""
+    return max(limits.max_bytes, 3 * limits.max_pixels) + 64 * 1024
 
 
 def write_text(path: str, text: str) -> None:

@@ -1,8 +1,11 @@
 """The top classes of image files, from a model made by alexnet-export."""
 
+import json
 import os
 
 import tensorflow as tf
+
+from alexnet_dist.data.image_limits import ImageLimits, ImageTooLargeError
 
 
 class PredictError(ValueError):
@@ -16,13 +19,33 @@ def load(saved_model: str):
     return tf.saved_model.load(saved_model).signatures["serving_default"]
 
 
-def predict(serve, path: str) -> list[tuple[str, float]]:
-    """[(label, probability)] of the top classes of one image file, most likely first."""
+def limits(saved_model: str) -> ImageLimits:
+    """The image limits the model was exported with (its run's data.max_image_*)."""
     try:
-        with open(path, "rb") as f:
-            encoded = f.read()
+        with open(os.path.join(saved_model, "alexnet_export.json")) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return ImageLimits()
+    default = ImageLimits()
+    return ImageLimits(
+        info.get("max_image_pixels", default.max_pixels),
+        info.get("max_image_bytes", default.max_bytes),
+    )
+
+
+def predict(serve, path: str, image_limits: ImageLimits | None = None) -> list[tuple[str, float]]:
+    """[(label, probability)] of the top classes of one image file, most likely first.
+
+    A file above `image_limits` (bytes, or pixels as its header declares them) is refused
+    before it is decoded."""
+    image_limits = image_limits or ImageLimits()
+    try:
+        encoded = image_limits.read(path)
+        image_limits.check_header(path, encoded)
     except OSError as e:
         raise PredictError(f"cannot read {path}: {e.strerror}") from None
+    except ImageTooLargeError as e:
+        raise PredictError(f"refusing {path}: {e.reason}") from None
     try:
         out = serve(image_bytes=tf.constant([encoded]))
     except tf.errors.InvalidArgumentError:

@@ -15,8 +15,10 @@ from PIL import Image
 from alexnet_dist.data import schema
 from alexnet_dist.data.converter import convert_tree
 from alexnet_dist.data.encoding import BadImageError
+from alexnet_dist.data.image_limits import ImageLimits
+from alexnet_dist.data.listing import Entry
 from alexnet_dist.data.schema import ConversionError
-from tests.helpers import REPO, WNIDS, read_records, run_cli, write_image
+from tests.helpers import REPO, WNIDS, read_records, run_cli, write_image, write_png_bomb
 
 
 def test_round_trip_every_image_once_with_its_label(tree, tmp_path):
@@ -111,10 +113,32 @@ def test_existing_output_is_refused_unless_overwrite(tree, tmp_path):
         convert_tree(str(tree), str(out), "train", 2, workers=1)
     assert {n: (out / n).read_bytes() for n in os.listdir(out)} == before
 
+    # --overwrite removes only the split's own files, and only once the new ones are in.
+    (out / "notes.txt").write_text("mine")
+    (out / "val-00000-of-00001.tfrecord").write_text("another split")
     convert_tree(str(tree), str(out), "train", 2, workers=1, overwrite=True)
-    shards = sorted(n for n in os.listdir(out) if n.endswith(".tfrecord"))
+    shards = sorted(n for n in os.listdir(out) if n.startswith("train-"))
     assert shards == ["train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord"]
     assert len(read_records(out, "train")) == 15
+    assert (out / "notes.txt").read_text() == "mine"
+    assert (out / "val-00000-of-00001.tfrecord").read_text() == "another split"
+
+
+@pytest.mark.security
+def test_a_source_file_changed_since_an_interruption_has_its_shards_redone(tree, tmp_path):
+    # The plan a partial conversion resumes by holds every source file's size and time,
+    # and the input folder: a shard written from an older file is not kept.
+    from alexnet_dist.data import converter
+
+    def plan():
+        shards = [[Entry(str(tree / rel), rel, 0, "n01")] for rel in ["n01/img_0.JPEG"]]
+        return converter._plan(str(tree), "train", shards, False, None, ImageLimits())
+
+    before = plan()
+    assert before == plan() and before["input_dir"] == str(tree)
+    source = tree / "n01" / "img_0.JPEG"
+    os.utime(source, ns=(0, source.stat().st_mtime_ns + 1))
+    assert plan() != before
 
 
 def test_validation_in_synset_folders_converts_like_train(imagenet, tmp_path):
@@ -204,3 +228,37 @@ def test_other_options_discard_a_partial_conversion(imagenet, tmp_path):
         "train-00000-of-00002.tfrecord", "train-00001-of-00002.tfrecord", "train.json"
     ]  # fmt: skip
     assert not scratch.exists()
+
+
+@pytest.mark.security
+@pytest.mark.slow
+def test_a_decompression_bomb_is_refused_by_name_in_little_memory(tmp_path):
+    # 140 KB that declare 12000 x 12000 pixels, among two good photos. Before the limit
+    # this converted with a warning and took 1.3 GB in a worker.
+    tree = tmp_path / "in"
+    write_image(str(tree / "cat" / "ok.jpg"), (200, 10, 10))
+    write_image(str(tree / "dog" / "ok.jpg"), (10, 200, 10))
+    write_png_bomb(tree / "cat" / "bomb.png")
+    # The peak of the command and its workers, measured in a process of its own.
+    measure = (
+        "import resource, subprocess, sys\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "print(done.stdout + done.stderr)\n"
+    )
+    convert = [sys.executable, "-m", "alexnet_dist.cli.convert", str(tree)]
+    done = run_cli(["-c", measure, *convert, str(tmp_path / "out"), "--no-progress"])
+    code, peak_kib = map(int, done.stdout.split("\n", 1)[0].split())
+    output = done.stdout.split("\n", 1)[1]
+    assert code == 2
+    bomb = tree / "cat" / "bomb.png"
+    assert f"{bomb}: 12000x12000 = 144,000,000 pixels, above the limit" in output
+    assert peak_kib * 1024 < 600 * 1024**2, peak_kib
+    assert not (tmp_path / "out" / "train.json").exists()
+    # --skip-bad converts the others and lists it; a larger limit takes it.
+    skipped = run_cli(["-m", "alexnet_dist.cli.convert", str(tree), str(tmp_path / "out"),
+                       "--skip-bad", "--no-progress"])  # fmt: skip
+    assert skipped.returncode == 0, skipped.stderr
+    report = json.loads((tmp_path / "out" / "train.json").read_text())
+    assert report["num_examples"] == 2
+    assert [s["file"] for s in report["skipped"]] == ["cat/bomb.png"]

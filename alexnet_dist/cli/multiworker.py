@@ -3,7 +3,8 @@
     python -m alexnet_dist.cli.multiworker -n 2 --run-dir runs/mw -- trainer.epochs=5
 
 Every worker gets the same pinned run directory and a TF_CONFIG with free
-localhost ports; if any worker fails, the others are stopped and this exits with
+localhost ports, in a network namespace with loopback alone where root allows it;
+if any worker fails, the others are stopped and this exits with
 the failing worker's exit code (distribute/launcher.py).
 """
 
@@ -25,11 +26,18 @@ def main(argv=None) -> int:
         default=os.path.join("runs", "multiworker", time.strftime("%Y-%m-%d_%H-%M-%S")),
         help="run directory shared by all workers (default: a new one under runs/multiworker)",
     )
+    parser.add_argument(
+        "--share-network", action="store_true",
+        help="run the workers in this machine's network, not in a namespace of their own "
+        "with loopback alone (which needs root): to reach a tf.data service or download a "
+        "dataset; their TensorFlow servers then listen on every interface",
+    )  # fmt: skip
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every worker")
     args = parser.parse_args(argv)
     if args.num_workers < 1:
         parser.error(f"--num-workers must be >= 1, got {args.num_workers}")
-    return launch(args.num_workers, os.path.abspath(args.run_dir), args.overrides)
+    return launch(args.num_workers, os.path.abspath(args.run_dir), args.overrides,
+                  share_network=args.share_network)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
     python -m alexnet_dist.cli.multiworker -n 2 --run-dir runs/mw -- trainer.epochs=5
 
 Every worker gets the same pinned run directory (so they share one set of
-checkpoints, written by worker 0) and a TF_CONFIG with free localhost ports.
+checkpoints, written by worker 0) and a TF_CONFIG with free localhost ports. As root,
+the workers run in a network namespace with loopback alone, so that no other machine
+can reach the servers TensorFlow starts on every interface (--share-network: not).
 Worker 0's output is the job's console; the others log to worker-<i>.log in the
 run directory. If any worker fails, the others are stopped and the launcher
 exits with the failing worker's exit code (128 + signal for a killed one), so a
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from alexnet_dist.distribute import cluster, parent_death
+from alexnet_dist.distribute import cluster, netns, parent_death
 from alexnet_dist.distribute.peers import EXIT_PEER_LOST
 
 GRACE_SECONDS = 10
@@ -83,9 +85,23 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
 
 
 def launch(
-    num_workers: int, run_dir: str, overrides: list[str], python: str = sys.executable
+    num_workers: int,
+    run_dir: str,
+    overrides: list[str],
+    python: str = sys.executable,
+    share_network: bool = False,
 ) -> int:
-    """Runs the workers to the end; returns 0, or the exit code of the first that failed."""
+    """Runs the workers to the end; returns 0, or the exit code of the first that failed.
+
+    Unless `share_network`, this process first moves into a network namespace of its own
+    with loopback alone (distribute/netns.py), and the workers with it: their servers
+    cannot be reached from other machines, nor from this one's other processes."""
+    if not share_network:
+        why = netns.enter_loopback_only()
+        if why:
+            print(f"launcher: the workers share this machine's network ({why}); their "
+                  "TensorFlow servers listen on every interface (docs/security.md)",
+                  file=sys.stderr, flush=True)  # fmt: skip
     addresses = [f"localhost:{port}" for port in free_ports(num_workers)]
     procs = []
     for index in range(num_workers):

@@ -2,22 +2,26 @@
 set of outputs, and a job that ends when a worker dies or is signalled."""
 
 import glob
+import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 
-from alexnet_dist.distribute import launcher
+from alexnet_dist.distribute import launcher, netns
 from tests.helpers import (
     alive,
     assert_all_reduce_logged,
     assert_skipped_then_lowered,
     children,
+    environ,
     finish,
     launch_multiworker,
     signal_when,
+    start_cli,
 )
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
@@ -140,3 +144,104 @@ def test_supervise_returns_the_first_failed_process_code_and_stops_the_rest():
     procs = [subprocess.Popen(["sleep", "60"]), subprocess.Popen(["sh", "-c", "exit 3"])]
     assert launcher.supervise(procs, "rank") == 3
     assert procs[0].poll() is not None
+
+
+# Connects to host:port from inside the network namespace in argv[3] (a /proc/PID/ns/net
+# or /run/netns/NAME file; "-" for the caller's); prints "open" or the error's name.
+_PROBE = """
+import ctypes, os, socket, sys
+host, port, namespace = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if namespace != "-":
+    fd = os.open(namespace, os.O_RDONLY)
+    assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0, ctypes.get_errno()
+try:
+    socket.create_connection((host, port), timeout=3).close()
+    print("open")
+except OSError as e:
+    print(type(e).__name__)
+"""
+
+
+def _probe(host: str, port: int, namespace: str = "-") -> str:
+    done = subprocess.run([sys.executable, "-c", _PROBE, host, str(port), namespace],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def other_machine():
+    """A network namespace joined to this machine by a veth pair: (its namespace file,
+    this machine's address on the link), as another machine on the network sees it."""
+    tag = f"{os.getpid() % 100000}"
+    name, host_end, far_end = f"probe{tag}", f"pv{tag}a", f"pv{tag}b"
+    subnet = f"10.213.{os.getpid() % 250}"
+
+    def ip(*args):
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+    ip("netns", "add", name)
+    try:
+        ip("link", "add", host_end, "type", "veth", "peer", "name", far_end)
+        ip("link", "set", far_end, "netns", name)
+        ip("addr", "add", f"{subnet}.1/30", "dev", host_end)
+        ip("link", "set", host_end, "up")
+        ip("-n", name, "addr", "add", f"{subnet}.2/30", "dev", far_end)
+        ip("-n", name, "link", "set", far_end, "up")
+        ip("-n", name, "link", "set", "lo", "up")
+        yield f"/run/netns/{name}", f"{subnet}.1"
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
+def _worker_ports(worker: int) -> list[int]:
+    cluster = json.loads(environ(worker)["TF_CONFIG"])["cluster"]["worker"]
+    return [int(address.rsplit(":", 1)[1]) for address in cluster]
+
+
+@pytest.mark.security
+def test_the_workers_ports_answer_nobody_outside_their_namespace(tmp_path, other_machine):
+    # TensorFlow's servers listen on every interface and run what they are sent. As root
+    # the launcher puts its workers in a network namespace with loopback alone: their
+    # ports answer inside it, and neither from another machine nor from this one.
+    namespace, address = other_machine
+    proc = launch_multiworker(tmp_path / "run", "trainer.max_steps=100000", "trainer.epochs=100000")
+    workers = []
+    try:
+        workers = training_workers(proc)
+        inside = f"/proc/{workers[0]}/ns/net"
+        assert netns.namespace_of(workers[0]) == netns.namespace_of(workers[1])
+        assert netns.namespace_of(workers[0]) == netns.namespace_of(proc.pid)
+        assert netns.namespace_of(workers[0]) != netns.namespace_of()
+        for port in _worker_ports(workers[0]):
+            assert _probe("127.0.0.1", port, inside) == "open"
+            assert _probe(address, port, namespace) == "ConnectionRefusedError"
+            assert _probe("127.0.0.1", port) == "ConnectionRefusedError"
+    finally:
+        _end(proc, workers)
+
+    # --share-network: the same probe from the other machine reaches a worker, which is
+    # what the namespace prevents.
+    proc = start_cli([sys.executable, "-m", "alexnet_dist.cli.multiworker", "-n", "2",
+                      "--share-network", "--run-dir", str(tmp_path / "shared"), "debug=tiny",
+                      "trainer.max_steps=100000", "trainer.epochs=100000"])  # fmt: skip
+    workers = []
+    try:
+        workers = training_workers(proc)
+        assert netns.namespace_of(workers[0]) == netns.namespace_of()
+        assert _probe(address, _worker_ports(workers[0])[0], namespace) == "open"
+    finally:
+        _end(proc, workers)
+
+
+def _end(proc, workers) -> None:
+    """Kills the launcher; its workers stop with it (parent_death), or are killed."""
+    proc.kill()
+    proc.communicate(timeout=120)
+    deadline = time.monotonic() + 120
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid in workers:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -22,12 +22,14 @@ from tests.helpers import (
     PER_REPLICA,
     REPO,
     STEPS,
+    alive,
     assert_all_reduce_logged,
     assert_same_weights,
     assert_skipped_then_lowered,
     descendants,
     horovodrun,
     run_cli,
+    trainer,
 )
 
 pytestmark = [pytest.mark.multiprocess, pytest.mark.slow]
@@ -166,3 +168,49 @@ def _is_training_rank(pid):
     except OSError:
         return False
     return b"alexnet_dist.cli.train" in argv and not any(a.endswith(b"horovodrun") for a in argv)
+
+
+BIN = os.path.dirname(sys.executable)
+
+
+@pytest.mark.security
+def test_the_ranks_stop_when_horovodrun_is_killed_outright(tmp_path):
+    # launch/horovod.sh execs horovodrun. SIGKILL of it runs none of its cleanup: Horovod's
+    # own middleman process (safe_shell_exec) sees its pipe close and sends each rank
+    # SIGTERM, and the rank stops as when preempted. Nothing is left under PID 1.
+    proc = subprocess.Popen(
+        [os.path.join(REPO, "launch", "horovod.sh"), "--gloo", "-np", "2", "-H", "localhost:2",
+         "--run-dir", str(tmp_path / "run"), "--", "debug=tiny", "trainer.epochs=100000",
+         "trainer.log_every_steps=1"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "VENV_BIN": BIN},
+        start_new_session=True,
+    )  # fmt: skip
+    started = []
+    try:
+        deadline = time.monotonic() + 180
+        for line in proc.stdout:
+            if " step " in line or time.monotonic() > deadline:
+                break
+        started = descendants(proc.pid)  # middlemen, shells and the ranks
+        assert all(trainer(proc.pid, "HOROVOD_RANK", rank) in started for rank in ("0", "1"))
+        os.kill(proc.pid, signal.SIGKILL)  # horovodrun itself (the script exec'd it)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 120
+        while any(alive(p) for p in started) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not [(_cmdline(p), p) for p in started if alive(p)]
+    finally:
+        for pid in started:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""

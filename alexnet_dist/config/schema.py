@@ -143,7 +143,9 @@ class DistributeConfig:
     # variable, as launch/multiworker.sh sets it), "slurm" (the job step's tasks,
     # through SlurmClusterResolver) or "hosts" (the list below).
     cluster: str = "tf_config"
-    port_base: int = 8888  # cluster=slurm: first port of the workers on each node
+    # cluster=slurm: first port of the workers on each node; null: one of the job's own,
+    # from SLURM_JOB_ID (distribute/cluster.job_port_base), not a default others can guess.
+    port_base: int | None = None
     # cluster=slurm: node k's workers take ports from port_base + k * node_port_offset
     # (0: the same ports on every node; set it when several nodes share one host).
     node_port_offset: int = 0

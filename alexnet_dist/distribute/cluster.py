@@ -25,7 +25,27 @@ def tf_config(workers: list[str], index: int) -> dict:
     return {"cluster": {"worker": list(workers)}, "task": {"type": "worker", "index": index}}
 
 
-def from_slurm(port_base: int, node_port_offset: int = 0) -> dict:
+# distribute.port_base=null on Slurm: job j's workers take ports from
+# JOB_PORT_FIRST + (j mod JOB_PORT_SLOTS) * JOB_PORT_SPAN, so that two jobs on one node
+# use different ports (unless their ids differ by a multiple of 2,000), and no one can
+# aim at a fixed default. A requeued job keeps its id, so its ports.
+JOB_PORT_FIRST = 20_000
+JOB_PORT_SLOTS = 2_000
+JOB_PORT_SPAN = 16  # workers per node
+
+
+def job_port_base(environ=os.environ) -> int:
+    """The first port of this Slurm job's workers (see JOB_PORT_FIRST)."""
+    job = environ.get("SLURM_JOB_ID", "")
+    if not job.isdigit():
+        raise ConfigError(
+            "distribute.port_base=null takes the ports from the Slurm job's id, and "
+            f"SLURM_JOB_ID is {job!r}: run under Slurm, or set distribute.port_base"
+        )
+    return JOB_PORT_FIRST + (int(job) % JOB_PORT_SLOTS) * JOB_PORT_SPAN
+
+
+def from_slurm(port_base: int | None, node_port_offset: int = 0) -> dict:
     """The TF_CONFIG of this task of a Slurm job step (one worker per task).
 
     SlurmClusterResolver reads SLURM_PROCID, SLURM_STEP_NUM_TASKS,
@@ -33,7 +53,8 @@ def from_slurm(port_base: int, node_port_offset: int = 0) -> dict:
     node consecutive ports from `port_base`. It splits the node's GPUs between
     its tasks through CUDA_VISIBLE_DEVICES. With `node_port_offset`, the k-th
     node's ports start at port_base + k * node_port_offset instead, so that
-    nodes that share one host (an emulated cluster) do not collide.
+    nodes that share one host (an emulated cluster) do not collide. port_base None:
+    the job's own (`job_port_base`).
     """
     import tensorflow as tf
 
@@ -42,6 +63,8 @@ def from_slurm(port_base: int, node_port_offset: int = 0) -> dict:
             "distribute.cluster=slurm needs a Slurm job step (SLURM_PROCID is not set): "
             "start the workers with srun, as slurm/multiworker.sbatch does"
         )
+    if port_base is None:
+        port_base = job_port_base()
     gpus = len(tf.config.list_physical_devices("GPU"))
     if gpus:
         resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(

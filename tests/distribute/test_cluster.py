@@ -57,3 +57,17 @@ def test_slurm_cluster_outside_a_job_step_is_a_config_error(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "needs a Slurm job step" in result.stdout + result.stderr
+
+
+@pytest.mark.security
+def test_each_slurm_job_takes_ports_of_its_own():
+    # distribute.port_base=null (the default): a range per job, from its id, rather than
+    # one default that every job on the node, and anyone aiming at it, shares.
+    first = cluster.job_port_base({"SLURM_JOB_ID": "4242"})
+    assert first == 20_000 + 242 * 16
+    assert cluster.job_port_base({"SLURM_JOB_ID": "4242"}) == first  # a requeued job
+    others = {cluster.job_port_base({"SLURM_JOB_ID": str(j)}) for j in range(4243, 4258)}
+    assert first not in others and len(others) == 15
+    assert all(20_000 <= p <= 65_535 - 16 for p in others)
+    with pytest.raises(ConfigError, match="SLURM_JOB_ID is '': run under Slurm, or set"):
+        cluster.job_port_base({})

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from alexnet_dist.distribute import cluster
 from alexnet_dist.distribute.launcher import free_ports
 from tests.helpers import REPO, free_port_pair, wait_for_port
 from tests.slurm.conftest import submit
@@ -159,3 +160,18 @@ def test_data_service_job_serves_a_training_job(slurm, tmp_path):
         subprocess.run(["scancel", service.id], env=slurm, timeout=30)
         service.proc.wait(60)
     assert not address_file.exists()  # the job removes its address when it ends
+
+
+@pytest.mark.security
+def test_multiworker_takes_the_ports_of_its_job_by_default(slurm, tmp_path):
+    # No distribute.port_base: the workers listen on the range the job's id gives them
+    # (distribute/cluster.job_port_base), seen while they train.
+    job = submit(
+        slurm, tmp_path, "multiworker.sbatch", "ports", "--nodes=1", "--ntasks-per-node=2",
+        overrides=tiny("trainer.epochs=30"),
+    )  # fmt: skip
+    job.wait_for("step 2/300")
+    first = cluster.job_port_base({"SLURM_JOB_ID": job.id})
+    wait_for_port(first, timeout=30)
+    wait_for_port(first + 1, timeout=30)
+    assert job.wait() == 0, job.log()[-3000:]

@@ -31,6 +31,7 @@ from tests.helpers import (  # noqa: E402
     PER_REPLICA,
     TINY_RUN,
     WNIDS,
+    other_machine_link,
     run_cli,
     write_image,
 )
@@ -136,6 +137,14 @@ def tiny_run_copy(tiny_run, tmp_path):
     copy = tmp_path / "run"
     shutil.copytree(tiny_run[0], copy)
     return copy
+
+
+@pytest.fixture
+def other_machine():
+    """Another machine on the network, as a veth-joined network namespace (root): its
+    namespace file and this machine's address on the link (tests/helpers.py)."""
+    with other_machine_link() as machine:
+        yield machine
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Helpers shared by tests: processes, runs, records, weights."""
 
+import contextlib
 import json
 import os
 import pathlib
@@ -368,3 +369,52 @@ def write_png_bomb(path, side: int = 12000) -> None:
     with open(path, "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat)
                 + chunk(b"IEND", b""))  # fmt: skip
+
+
+# Connects to host:port from inside the network namespace in argv[3] (a /proc/PID/ns/net
+# or /run/netns/NAME file; "-" for the caller's); prints "open" or the error's name.
+_PROBE = """
+import ctypes, os, socket, sys
+host, port, namespace = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+if namespace != "-":
+    fd = os.open(namespace, os.O_RDONLY)
+    assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0, ctypes.get_errno()
+try:
+    socket.create_connection((host, port), timeout=3).close()
+    print("open")
+except OSError as e:
+    print(type(e).__name__)
+"""
+
+
+def probe(host: str, port: int, namespace: str = "-") -> str:
+    done = subprocess.run([sys.executable, "-c", _PROBE, host, str(port), namespace],
+                          capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@contextlib.contextmanager
+def other_machine_link():
+    """A network namespace joined to this machine by a veth pair: (its namespace file,
+    this machine's address on the link), as another machine on the network sees it."""
+    tag = f"{os.getpid() % 100000}"
+    name, host_end, far_end = f"probe{tag}", f"pv{tag}a", f"pv{tag}b"
+    subnet = f"10.213.{os.getpid() % 250}"
+
+    def ip(*args):
+        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+    ip("netns", "add", name)
+    try:
+        ip("link", "add", host_end, "type", "veth", "peer", "name", far_end)
+        ip("link", "set", far_end, "netns", name)
+        ip("addr", "add", f"{subnet}.1/30", "dev", host_end)
+        ip("link", "set", host_end, "up")
+        ip("-n", name, "addr", "add", f"{subnet}.2/30", "dev", far_end)
+        ip("-n", name, "link", "set", far_end, "up")
+        ip("-n", name, "link", "set", "lo", "up")
+        yield f"/run/netns/{name}", f"{subnet}.1"
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True, timeout=30)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)

@@ -57,14 +57,18 @@ def _state(pid: int) -> str | None:
         return None
 
 
-def _failure(procs: list[subprocess.Popen], index: int, code: int, role: str) -> str:
+def _name(role: str | list[str], index: int) -> str:
+    return role[index] if isinstance(role, list) else f"{role} {index}"
+
+
+def _failure(procs: list[subprocess.Popen], index: int, code: int, role: str | list[str]) -> str:
     """The launcher's line for process `index` failing, naming a stopped peer if there is one."""
-    line = f"{role} {index} exited with {code}"
+    line = f"{_name(role, index)} exited with {code}"
     if code == EXIT_PEER_LOST:
         line += " (a peer stopped answering)"
     stopped = [i for i, p in enumerate(procs) if p.poll() is None and _state(p.pid) in ("T", "t")]
     if stopped:
-        names = ", ".join(f"{role} {i} (pid {procs[i].pid})" for i in stopped)
+        names = ", ".join(f"{_name(role, i)} (pid {procs[i].pid})" for i in stopped)
         line += f"; {names} is stopped (SIGSTOP, Ctrl-Z or a debugger)"
     return line + "; stopping the others"
 
@@ -118,11 +122,16 @@ def launch(
 
 
 def supervise(
-    procs: list[subprocess.Popen], role: str = "worker", timeout: float | None = None
+    procs: list[subprocess.Popen],
+    role: str | list[str] = "worker",
+    timeout: float | None = None,
+    until: int | None = None,
 ) -> int:
-    """Waits for the job's processes (`role` 0, 1, ...): 0 when all succeed; when one fails,
-    stops the others and returns its exit code. SIGTERM and SIGINT go to every process.
-    After `timeout` seconds, stops them all and returns EXIT_TIMEOUT."""
+    """Waits for the job's processes (`role` 0, 1, ..., or a name each): 0 when all succeed;
+    when one fails, stops the others and returns its exit code. SIGTERM and SIGINT go to
+    every process. After `timeout` seconds, stops them all and returns EXIT_TIMEOUT. With
+    `until`, the job is process `until` (the others serve it): its success ends the job,
+    and any other process that ends, even with 0, fails it."""
 
     def forward(signum, _frame):
         for p in procs:
@@ -134,7 +143,11 @@ def supervise(
     try:
         while True:
             codes = [p.poll() for p in procs]
+            if until is not None and codes[until] == 0:
+                return 0
             failed = [(i, c) for i, c in enumerate(codes) if c not in (None, 0)]
+            if until is not None:
+                failed += [(i, 0) for i, c in enumerate(codes) if c == 0 and i != until]
             if failed:
                 index, code = failed[0]
                 print(
@@ -143,7 +156,7 @@ def supervise(
                     flush=True,
                 )
                 stop_all(procs)
-                return _exit_code(code)
+                return _exit_code(code) or 1  # 0: a server of `until` ended before it
             if all(c == 0 for c in codes):
                 return 0
             if deadline is not None and time.monotonic() > deadline:

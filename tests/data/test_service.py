@@ -11,7 +11,8 @@ import pytest
 from hydra import compose, initialize_config_module
 
 from alexnet_dist.cli.train import run
-from tests.helpers import REPO, alive, children, free_port_pair, wait_for_port
+from alexnet_dist.distribute import netns
+from tests.helpers import REPO, alive, children, free_port_pair, probe, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -100,3 +101,60 @@ def test_the_service_ends_when_its_launcher_is_killed_outright():
         for pid in started:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+# A trainer's stand-in: reads 10 elements through the service, writes where it runs, waits
+# for the test to probe the ports, and ends with the code the test expects back.
+_CLIENT = """
+import os, pathlib, sys, time
+import tensorflow as tf
+port, ready, release = int(sys.argv[1]), pathlib.Path(sys.argv[2]), pathlib.Path(sys.argv[3])
+ds = tf.data.Dataset.range(10).apply(tf.data.experimental.service.distribute(
+    "parallel_epochs", f"grpc://localhost:{port}", job_name="probe"))
+got = sorted(int(x) for x in ds)
+assert got == list(range(10)), got
+ready.write_text(str(os.getpid()))
+while not release.exists():
+    time.sleep(0.1)
+sys.exit(3)
+"""
+
+
+@pytest.mark.security
+def test_a_service_for_one_command_is_reachable_by_that_command_alone(tmp_path, other_machine):
+    """`launch/data_service.sh -- COMMAND`: the service and the command share a network
+    namespace with loopback alone; the command gets its batches, nothing outside reaches
+    the servers, and the command's exit code is the script's."""
+    namespace, address = other_machine
+    ready, release = tmp_path / "ready", tmp_path / "release"
+    port = free_port_pair()
+    script = tmp_path / "client.py"
+    script.write_text(_CLIENT)
+    service = subprocess.Popen(
+        [os.path.join(REPO, "launch", "data_service.sh"), "-n", "1", "-p", str(port), "--",
+         sys.executable, str(script), str(port), str(ready), str(release)],
+        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHON": sys.executable},
+        start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while not ready.exists():
+            assert service.poll() is None, service.communicate()[0][-3000:]
+            assert time.monotonic() < deadline, "the command got no elements from the service"
+            time.sleep(0.2)
+        inside = f"/proc/{ready.read_text()}/ns/net"
+        assert netns.namespace_of(int(ready.read_text())) != netns.namespace_of()
+        for p in (port, port + 1):  # the dispatcher's and the worker's
+            assert probe("127.0.0.1", p, inside) == "open"
+            assert probe("127.0.0.1", p) == "ConnectionRefusedError"
+            assert probe(address, p, namespace) == "ConnectionRefusedError"
+        started = children(service.pid)
+        assert len(started) == 3  # the dispatcher, the worker and the command
+        release.touch()
+        out = service.communicate(timeout=60)[0]
+        assert service.returncode == 3, out[-3000:]
+        assert not any(map(alive, started)), "the service outlived its command"
+    finally:
+        if service.poll() is None:
+            os.killpg(service.pid, signal.SIGKILL)
+            service.communicate()

@@ -20,6 +20,7 @@ from tests.helpers import (
     environ,
     finish,
     launch_multiworker,
+    probe,
     signal_when,
     start_cli,
 )
@@ -146,53 +147,13 @@ def test_supervise_returns_the_first_failed_process_code_and_stops_the_rest():
     assert procs[0].poll() is not None
 
 
-# Connects to host:port from inside the network namespace in argv[3] (a /proc/PID/ns/net
-# or /run/netns/NAME file; "-" for the caller's); prints "open" or the error's name.
-_PROBE = """
-import ctypes, os, socket, sys
-host, port, namespace = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-if namespace != "-":
-    fd = os.open(namespace, os.O_RDONLY)
-    assert ctypes.CDLL(None, use_errno=True).setns(fd, 0x40000000) == 0, ctypes.get_errno()
-try:
-    socket.create_connection((host, port), timeout=3).close()
-    print("open")
-except OSError as e:
-    print(type(e).__name__)
-"""
-
-
-def _probe(host: str, port: int, namespace: str = "-") -> str:
-    done = subprocess.run([sys.executable, "-c", _PROBE, host, str(port), namespace],
-                          capture_output=True, text=True, timeout=30)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
-@pytest.fixture
-def other_machine():
-    """A network namespace joined to this machine by a veth pair: (its namespace file,
-    this machine's address on the link), as another machine on the network sees it."""
-    tag = f"{os.getpid() % 100000}"
-    name, host_end, far_end = f"probe{tag}", f"pv{tag}a", f"pv{tag}b"
-    subnet = f"10.213.{os.getpid() % 250}"
-
-    def ip(*args):
-        subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
-
-    ip("netns", "add", name)
-    try:
-        ip("link", "add", host_end, "type", "veth", "peer", "name", far_end)
-        ip("link", "set", far_end, "netns", name)
-        ip("addr", "add", f"{subnet}.1/30", "dev", host_end)
-        ip("link", "set", host_end, "up")
-        ip("-n", name, "addr", "add", f"{subnet}.2/30", "dev", far_end)
-        ip("-n", name, "link", "set", far_end, "up")
-        ip("-n", name, "link", "set", "lo", "up")
-        yield f"/run/netns/{name}", f"{subnet}.1"
-    finally:
-        subprocess.run(["ip", "link", "del", host_end], capture_output=True, timeout=30)
-        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+def test_supervise_until_ends_with_the_served_process_and_fails_when_a_server_ends_first():
+    server, command = subprocess.Popen(["sleep", "60"]), subprocess.Popen(["true"])
+    assert launcher.supervise([server, command], ["server", "command"], until=1) == 0
+    assert server.poll() is not None  # stopped with the job
+    server, command = subprocess.Popen(["true"]), subprocess.Popen(["sleep", "60"])
+    assert launcher.supervise([server, command], ["server", "command"], until=1) == 1
+    assert command.poll() is not None
 
 
 def _worker_ports(worker: int) -> list[int]:
@@ -215,9 +176,9 @@ def test_the_workers_ports_answer_nobody_outside_their_namespace(tmp_path, other
         assert netns.namespace_of(workers[0]) == netns.namespace_of(proc.pid)
         assert netns.namespace_of(workers[0]) != netns.namespace_of()
         for port in _worker_ports(workers[0]):
-            assert _probe("127.0.0.1", port, inside) == "open"
-            assert _probe(address, port, namespace) == "ConnectionRefusedError"
-            assert _probe("127.0.0.1", port) == "ConnectionRefusedError"
+            assert probe("127.0.0.1", port, inside) == "open"
+            assert probe(address, port, namespace) == "ConnectionRefusedError"
+            assert probe("127.0.0.1", port) == "ConnectionRefusedError"
     finally:
         _end(proc, workers)
 
@@ -230,7 +191,7 @@ def test_the_workers_ports_answer_nobody_outside_their_namespace(tmp_path, other
     try:
         workers = training_workers(proc)
         assert netns.namespace_of(workers[0]) == netns.namespace_of()
-        assert _probe(address, _worker_ports(workers[0])[0], namespace) == "open"
+        assert probe(address, _worker_ports(workers[0])[0], namespace) == "open"
     finally:
         _end(proc, workers)
 

@@ -174,16 +174,26 @@ BIN = os.path.dirname(sys.executable)
 
 
 @pytest.mark.security
-def test_the_ranks_stop_when_horovodrun_is_killed_outright(tmp_path):
+@pytest.mark.parametrize("elastic", [False, True], ids=["static", "elastic"])
+def test_the_ranks_stop_when_horovodrun_is_killed_outright(tmp_path, elastic):
     # launch/horovod.sh execs horovodrun. SIGKILL of it runs none of its cleanup: Horovod's
     # own middleman process (safe_shell_exec) sees its pipe close and sends each rank
-    # SIGTERM, and the rank stops as when preempted. Nothing is left under PID 1.
+    # SIGTERM, and the rank stops as when preempted. Nothing is left under PID 1. The
+    # elastic driver starts its ranks through the same middleman.
+    hosts = tmp_path / "hosts"
+    hosts.write_text("localhost:1\n127.0.0.1:1\n")
+    where = ["-H", "localhost:2"]
+    overrides = ["distribute.elastic=true"] if elastic else []
+    if elastic:
+        where = ["--min-np", "1", "--max-np", "2", "--host-discovery-script",
+                 os.path.join(REPO, "launch", "discover_hosts.sh")]  # fmt: skip
     proc = subprocess.Popen(
-        [os.path.join(REPO, "launch", "horovod.sh"), "--gloo", "-np", "2", "-H", "localhost:2",
+        [os.path.join(REPO, "launch", "horovod.sh"), "--gloo", "-np", "2", *where,
          "--run-dir", str(tmp_path / "run"), "--", "debug=tiny", "trainer.epochs=100000",
-         "trainer.log_every_steps=1"],
+         "trainer.log_every_steps=1", *overrides],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "VENV_BIN": BIN},
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "VENV_BIN": BIN,
+             "ALEXNET_HOSTS_FILE": str(hosts)},
         start_new_session=True,
     )  # fmt: skip
     started = []

@@ -39,7 +39,7 @@ $(STAMP): pyproject.toml
 # The first build takes minutes; the wheel is cached in ~/.cache/alexnet_dist/wheels.
 horovod: $(HOROVOD_STAMP)
 
-$(HOROVOD_STAMP): $(STAMP) tools/build_horovod.sh tools/horovod/rendezvous-auth.patch
+$(HOROVOD_STAMP): $(STAMP) tools/build_horovod.sh $(wildcard tools/horovod/*.patch)
 	tools/build_horovod.sh $(BIN)/python $(HOROVOD_VERSION)
 	touch $@
 

@@ -277,7 +277,9 @@ def trainer(root: int, variable: str, value: str) -> int:
     for pid in descendants(root):
         try:
             with open(f"/proc/{pid}/cmdline") as f:
-                if "alexnet_dist.cli.train" not in f.read():
+                # The module as an argument of its own: not a shell (sh -c "... -m
+                # alexnet_dist.cli.train ...") that horovodrun starts it through.
+                if "alexnet_dist.cli.train" not in f.read().split("\0"):
                     continue
             env = environ(pid)
         except OSError:

@@ -17,6 +17,15 @@
 # rendezvous and key-value store refuse every request that is not signed with the job's
 # key (HMAC-SHA256), before they unpickle or store anything. Stock 0.28.1 takes a PUT
 # from anyone who can reach the port and unpickles its body. docs/security.md says more.
+# And its elastic driver stops a hung rank (tools/horovod/elastic-hung-worker.patch):
+# stock horovodrun records only ranks that exit, so one that hangs (SIGSTOP, a stalled
+# filesystem) holds the others in the next rendezvous for ever. With the patch, a
+# running rank that is later for a rendezvous than the ranks' reported collective
+# timeout (distribute.peer_timeout_s) is recorded as failed: its host is blacklisted,
+# its process stopped, and the others go on (alexnet_dist/distribute/elastic.py).
+# And horovodrun can start remote ranks with a command other than ssh
+# (tools/horovod/remote-exec.patch, HOROVOD_REMOTE_EXEC): slurm/elastic.sbatch starts
+# each one as a step of the job with srun, on clusters without ssh between nodes.
 # The built wheel is cached per Horovod, TensorFlow and Python version (and the
 # revision of these patches), so the next install (another clone, CI) takes
 # seconds instead of minutes.
@@ -38,8 +47,11 @@ mpi=$(command -v mpicxx >/dev/null && echo "-mpi" || true)
 tf_version=$("$python" -c 'import tensorflow as tf; print(tf.__version__)' 2>/dev/null)
 py_tag=$("$python" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
 # A cached wheel built without the patches as they are now is rebuilt.
-patch_file=$(cd "$(dirname "$0")" && pwd)/horovod/rendezvous-auth.patch
-patches=p3-$(sha256sum "$patch_file" | cut -c1-12)
+patch_dir=$(cd "$(dirname "$0")" && pwd)/horovod
+# In this order: remote-exec.patch changes lines that rendezvous-auth.patch adds.
+patch_files=("$patch_dir"/rendezvous-auth.patch "$patch_dir"/elastic-hung-worker.patch
+  "$patch_dir"/remote-exec.patch)
+patches=p4-$(cat "${patch_files[@]}" | sha256sum | cut -c1-12)
 key="horovod-$version-tf$tf_version-$py_tag-$(uname -m)$mpi-$patches"
 wheel_dir="$cache/$key"
 
@@ -62,8 +74,10 @@ if ! compgen -G "$wheel_dir/horovod-*.whl" >/dev/null; then
   sed -i '/::InitializeForProcessSet(/,/CreateDevice/ s/device_attr\.iface = gloo_iface_;/device_attr.iface = global_context.gloo_iface_;/' "$gloo"
   grep -q 'device_attr.iface = global_context.gloo_iface_;' "$gloo" ||
     { echo "build_horovod: the process-set interface patch no longer applies to $gloo" >&2; exit 1; }
-  (cd "$src" && git apply -p1 "$patch_file") ||
-    { echo "build_horovod: $patch_file no longer applies to Horovod $version" >&2; exit 1; }
+  for patch_file in "${patch_files[@]}"; do
+    (cd "$src" && git apply -p1 "$patch_file") ||
+      { echo "build_horovod: $patch_file no longer applies to Horovod $version" >&2; exit 1; }
+  done
   export HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1
   export HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
   if [[ -n $mpi ]]; then export HOROVOD_WITH_MPI=1; else export HOROVOD_WITHOUT_MPI=1; fi

@@ -19,6 +19,14 @@ per rank instead and scale the learning rate with the world size; that keeps
 a GPU's memory use fixed but makes the optimisation depend on the failures.
 Here each rank's share grows when ranks are lost: it must fit at --min-np.
 
+A rank that hangs (SIGSTOP, a stalled filesystem, a wedged driver) rather than dies
+fails the others' collective after `distribute.peer_timeout_s`; but horovodrun's
+driver records only ranks that exit, and would hold the survivors in the next
+rendezvous for ever. The project's Horovod build (tools/horovod/elastic-hung-worker.patch)
+stops a rank that does not come back to a rendezvous within the largest timeout the
+ranks report, counted from the first that does come, and blacklists its host: the
+survivors go on. Each rank reports its `peer_timeout_s` before `hvd.init()`.
+
 This is Horovod's `elastic.run` loop, written here because Horovod's TensorFlow
 version recognises a failed collective only by the names of its ungrouped ops
 (the step sums gradients with HorovodGroupedAllreduce), swallows any other
@@ -26,7 +34,9 @@ error, and its Keras state helpers do not work with Keras 3 variables
 (horovod#4290); the state here is synchronised with the backend's broadcast.
 """
 
+import hashlib
 import logging
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -46,6 +56,7 @@ class ElasticHorovodRuntime(HorovodRuntime):
     elastic = True
 
     def __init__(self, cfg: DistributeConfig):
+        report_peer_timeout(cfg.peer_timeout_s)
         super().__init__(cfg)
         self.commit_every = cfg.commit_every_steps
         self.state: CommittedState | None = None
@@ -102,6 +113,26 @@ class ElasticHorovodRuntime(HorovodRuntime):
             notification_manager.remove_listener(self.state)
 
 
+def report_peer_timeout(seconds: float) -> None:
+    """Tells horovodrun's driver how long this rank waits for a peer, so that it stops a
+    rank that is away from a rendezvous longer than that (see the module docstring)."""
+    from horovod.runner.elastic import rendezvous
+    from horovod.runner.http.http_client import put_data_into_kvstore
+
+    if not hasattr(rendezvous, "PUT_WORKER_TIMEOUT"):
+        log.warning("this Horovod build does not stop hung ranks (run `make horovod`): a rank "
+                    "that hangs holds the others in the next rendezvous")  # fmt: skip
+        return
+    if not seconds:  # no bound on a collective: no bound on a rendezvous either
+        return
+    env = os.environ
+    put_data_into_kvstore(
+        env["HOROVOD_GLOO_RENDEZVOUS_ADDR"], int(env["HOROVOD_GLOO_RENDEZVOUS_PORT"]),
+        rendezvous.PUT_WORKER_TIMEOUT, f"{env['HOROVOD_HOSTNAME']}:{env['HOROVOD_LOCAL_RANK']}",
+        float(seconds),
+    )  # fmt: skip
+
+
 def _collective_failed(error: tf.errors.OpError) -> bool:
     # "Horovod has been shut down. This was caused by an exception on one of the
     # ranks ..." from any Horovod op, grouped or not, in a step or eagerly.
@@ -146,6 +177,21 @@ class CommittedState(State):
 
     def sync(self) -> None:
         self.runtime.broadcast_variables(self.variables)
+        # Every rank logs the digest of the state it now holds: equal on every rank, or
+        # the broadcast did not happen (tests/distribute/test_elastic.py compares them).
+        log.info(
+            "elastic Horovod: rank %d of %d holds rank 0's state at step %d (digest %s)",
+            self.runtime.hvd.rank(), self.runtime.hvd.size(), int(self.iterations.numpy()),
+            digest(self.variables),
+        )  # fmt: skip
         self.runtime.offset_by_replica(self.rng_states)
         self._offset = self.runtime.hvd.rank()
         self.save()
+
+
+def digest(variables: list) -> str:
+    """A short hash of the variables' values, in order."""
+    h = hashlib.blake2b(digest_size=8)
+    for v in variables:
+        h.update(np.ascontiguousarray(v.numpy()).tobytes())
+    return h.hexdigest()

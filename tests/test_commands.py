@@ -75,4 +75,11 @@ def test_numbers_are_checked_before_any_arithmetic(tmp_path):
     result = subprocess.run(["bash", sbatch], capture_output=True, text=True, timeout=60,
                             env={**os.environ, "SERVICE_PORT": hostile})  # fmt: skip
     assert result.returncode == 2 and "SERVICE_PORT takes a port" in result.stderr
+    elastic = os.path.join(REPO, "slurm", "elastic.sbatch")
+    job = {**os.environ, "SLURM_JOB_ID": "1", "SLURM_NTASKS": "2", "RUNS_DIR": str(tmp_path)}
+    for variable, message in (("MIN_NP", "MIN_NP takes a number"),
+                              ("BLACKLIST_COOLDOWN", "BLACKLIST_COOLDOWN takes")):  # fmt: skip
+        result = subprocess.run(["bash", elastic], capture_output=True, text=True, timeout=60,
+                                env={**job, variable: hostile})  # fmt: skip
+        assert result.returncode == 2 and message in result.stderr, result.stderr
     assert not ran.exists()

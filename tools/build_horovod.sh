@@ -23,9 +23,9 @@
 # running rank that is later for a rendezvous than the ranks' reported collective
 # timeout (distribute.peer_timeout_s) is recorded as failed: its host is blacklisted,
 # its process stopped, and the others go on (alexnet_dist/distribute/elastic.py).
-# And horovodrun can start remote ranks with a command other than ssh
-# (tools/horovod/remote-exec.patch, HOROVOD_REMOTE_EXEC): slurm/elastic.sbatch starts
-# each one as a step of the job with srun, on clusters without ssh between nodes.
+# And horovodrun can start its ranks with a command other than ssh
+# (tools/horovod/host-exec.patch, HOROVOD_HOST_EXEC): slurm/elastic.sbatch starts
+# every rank as a step of the job with srun, on clusters without ssh between nodes.
 # The built wheel is cached per Horovod, TensorFlow and Python version (and the
 # revision of these patches), so the next install (another clone, CI) takes
 # seconds instead of minutes.
@@ -48,9 +48,9 @@ tf_version=$("$python" -c 'import tensorflow as tf; print(tf.__version__)' 2>/de
 py_tag=$("$python" -c 'import sys; print(f"cp{sys.version_info.major}{sys.version_info.minor}")')
 # A cached wheel built without the patches as they are now is rebuilt.
 patch_dir=$(cd "$(dirname "$0")" && pwd)/horovod
-# In this order: remote-exec.patch changes lines that rendezvous-auth.patch adds.
+# In this order: host-exec.patch changes lines that rendezvous-auth.patch adds.
 patch_files=("$patch_dir"/rendezvous-auth.patch "$patch_dir"/elastic-hung-worker.patch
-  "$patch_dir"/remote-exec.patch)
+  "$patch_dir"/host-exec.patch)
 patches=p4-$(cat "${patch_files[@]}" | sha256sum | cut -c1-12)
 key="horovod-$version-tf$tf_version-$py_tag-$(uname -m)$mpi-$patches"
 wheel_dir="$cache/$key"

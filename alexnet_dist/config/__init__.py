@@ -4,6 +4,7 @@ so a config error comes before TensorFlow loads."""
 
 from alexnet_dist.config.schema import (
     BACKENDS,
+    OPTIMIZERS,
     SCHEDULES,
     Config,
     ConfigError,
@@ -19,6 +20,7 @@ from alexnet_dist.config.validation import validate
 
 __all__ = [
     "BACKENDS",
+    "OPTIMIZERS",
     "SCHEDULES",
     "Config",
     "ConfigError",

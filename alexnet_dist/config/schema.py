@@ -101,6 +101,8 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
+    # sgd: the paper's; lars: layer-wise adaptive rates (training/lars.py); lamb: Keras's
+    name: str = "sgd"
     lr: float = 0.01  # at base_batch_size; scaled linearly with the global batch
     base_batch_size: int = 128
     momentum: float = 0.9
@@ -115,6 +117,14 @@ class OptimConfig:
     plateau_min_delta: float = 0.0  # smaller top-1 error gains do not count as improvement
     warmup_epochs: float = 0.0  # linear warmup from lr / warmup_steps (large global batches)
     label_smoothing: float = 0.0  # 0 is the paper's plain cross-entropy
+    poly_power: float = 2.0  # schedule=poly: lr * (1 - t) ** poly_power after the warmup
+    trust_coefficient: float = 0.001  # LARS's eta
+    # Variables (by path) that LARS leaves out of the adaptation and the decay, and LAMB
+    # out of the decay: biases and normalisation parameters.
+    exclude_from_adaptation: str = "bias|gamma|beta"
+    beta_1: float = 0.9  # LAMB's moments
+    beta_2: float = 0.999
+    epsilon: float = 1.0e-6
 
 
 @dataclass
@@ -210,7 +220,8 @@ CLUSTERS = ("tf_config", "slurm", "hosts")
 COLLECTIVES = ("auto", "ring", "nccl")
 INITS = ("paper", "he")
 POLICIES = ("float32", "mixed_float16", "mixed_bfloat16")
-SCHEDULES = ("step", "plateau", "cosine")
+SCHEDULES = ("step", "plateau", "cosine", "poly")
+OPTIMIZERS = ("sgd", "lars", "lamb")
 SOURCES = ("shapes", "tfrecord", "tfds", "synthetic")
 TRAIN_CROPS = ("paper", "inception")
 

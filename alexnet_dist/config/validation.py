@@ -8,6 +8,7 @@ from alexnet_dist.config.schema import (
     CLUSTERS,
     COLLECTIVES,
     INITS,
+    OPTIMIZERS,
     POLICIES,
     SCHEDULES,
     SOURCES,
@@ -117,6 +118,14 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"optim.weight_decay must be >= 0, got {cfg.optim.weight_decay!r}")
     if cfg.optim.warmup_epochs < 0:
         raise ConfigError(f"optim.warmup_epochs must be >= 0, got {cfg.optim.warmup_epochs!r}")
+    if cfg.optim.name not in OPTIMIZERS:
+        raise ConfigError(f"optim.name must be one of {OPTIMIZERS}, got {cfg.optim.name!r}")
+    if cfg.optim.name != "sgd" and cfg.distribute.owt_hybrid:
+        raise ConfigError(
+            f"optim={cfg.optim.name} does not work with distribute.owt_hybrid=true yet: a fully "
+            "connected layer split into shards is one layer, and its norms must be taken over "
+            "every shard, which this optimizer does not do"
+        )
     if cfg.optim.schedule not in SCHEDULES:
         raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {cfg.optim.schedule!r}")
     if cfg.optim.plateau_max_drops < 0 or cfg.optim.plateau_min_delta < 0:

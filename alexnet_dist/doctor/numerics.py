@@ -34,7 +34,7 @@ from alexnet_dist.config import DistributeConfig, ModelConfig, OptimConfig
 from alexnet_dist.distribute import graph_trace
 from alexnet_dist.distribute.backends import create_runtime
 from alexnet_dist.distribute.placement import build_model, one_device_form
-from alexnet_dist.training.optimizer import build_optimizer
+from alexnet_dist.training.optimizer import build_optimizer, decays_itself
 from alexnet_dist.training.step import make_train_step
 
 IMAGE, CLASSES, GLOBAL_EXAMPLES_SEED = 67, 5, 1234
@@ -54,10 +54,11 @@ def run(
     replica_batch: int,
     placement_out: str | None = None,
     variant: str = "paper",
+    optim: str = "sgd",
 ):
     """The chief's weights after `steps` steps (None elsewhere). With `placement_out`,
     the op types that ran on each device in the first step, and the model's variables
-    (shape, device), go there as JSON."""
+    (shape, device), go there as JSON. `optim`: sgd, lars or lamb (optimizer.OPTIMIZERS)."""
     runtime = create_runtime(cfg)
     global_batch = replica_batch * runtime.num_replicas
     images, labels = global_batches(steps, global_batch)
@@ -75,8 +76,14 @@ def run(
         xs, ys = zip(*chunks, strict=True)
         return tf.data.Dataset.from_tensor_slices((np.stack(xs), np.stack(ys)))
 
+    # A large decay, so that a wrong split of it between replicas shows in the weights:
+    # in the step for SGD, in the optimizer for LARS and LAMB (their rates depend on it).
+    # LARS at 1.0 with a trust coefficient of 0.01 moves each layer by about 1 % a step.
+    optim_cfg = OptimConfig(name=optim, weight_decay=0.05, trust_coefficient=0.01)
+    lr = {"sgd": 0.05 * global_batch / 128, "lars": 1.0, "lamb": 0.01}[optim]
+
     def make_optimizer(m):
-        return build_optimizer(OptimConfig(), m, 0.05 * global_batch / 128)
+        return build_optimizer(optim_cfg, m, lr)
 
     network = ModelConfig(variant=variant, image_size=IMAGE, width=0.125, dropout=0.0, init="he")
     with runtime.scope():
@@ -84,8 +91,8 @@ def run(
         model = build_model(network, CLASSES, runtime.placement)
         optimizer = make_optimizer(model)
         form = one_device_form(model, optimizer, make_optimizer)
-    # A large decay, so that a wrong split of it between replicas shows in the weights.
-    step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=0.05)
+    step_decay = 0.0 if decays_itself(optim_cfg) else optim_cfg.weight_decay
+    step = make_train_step(model, optimizer, runtime, global_batch, weight_decay=step_decay)
     for i, batch in enumerate(runtime.distribute_dataset(dataset_fn) if steps else []):
         if i == 0 and placement_out:
             ops = graph_trace.trace(step, batch).ops.values()

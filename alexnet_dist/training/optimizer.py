@@ -1,11 +1,14 @@
-"""SGD with momentum, the linear scaling rule, warmup and the step, plateau and cosine schedules."""
+"""The optimizers (SGD with momentum, LARS, LAMB), the linear scaling rule, warmup and the step,
+plateau, cosine and polynomial schedules."""
 
 import math
+import re
 
 import keras
 import tensorflow as tf
 
 from alexnet_dist.config import SCHEDULES, OptimConfig
+from alexnet_dist.training.device_update import OnVariableDevice
 
 
 def scaled_lr(cfg: OptimConfig, global_batch: int) -> float:
@@ -57,6 +60,7 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
 
     - step: lr * factor ** (step // decay_steps).
     - cosine: lr * (1 + cos(pi * t)) / 2, t going from 0 after warmup to 1 at total_steps.
+    - poly: lr * (1 - t) ** power, t as for cosine (the LARS paper's, with power 2).
     - plateau: lr * plateau.scale, lowered by `Plateau.update` after evaluations.
 
     The warmup (Goyal et al. 2017) ramps linearly from lr / warmup_steps to lr over
@@ -73,6 +77,7 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
         warmup_steps: int = 0,
         total_steps: int = 1,
         plateau: Plateau | None = None,
+        power: float = 2.0,
     ):
         if kind not in SCHEDULES:
             raise ValueError(f"unknown schedule {kind!r}; expected one of {SCHEDULES}")
@@ -85,15 +90,19 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
         self.warmup_steps = warmup_steps
         self.total_steps = total_steps
         self.plateau = plateau
+        self.power = power
 
     def __call__(self, step):
         step = keras.ops.cast(step, "float32")
         if self.kind == "step":
             lr = self.lr * keras.ops.power(self.factor, keras.ops.floor(step / self.decay_steps))
-        elif self.kind == "cosine":
+        elif self.kind in ("cosine", "poly"):
             span = max(self.total_steps - self.warmup_steps, 1)
             t = keras.ops.clip((step - self.warmup_steps) / span, 0.0, 1.0)
-            lr = self.lr * 0.5 * (1.0 + keras.ops.cos(math.pi * t))
+            if self.kind == "cosine":
+                lr = self.lr * 0.5 * (1.0 + keras.ops.cos(math.pi * t))
+            else:
+                lr = self.lr * keras.ops.power(1.0 - t, self.power)
         else:
             lr = self.lr * keras.ops.cast(self.plateau.scale, "float32")
         if self.warmup_steps:
@@ -109,6 +118,7 @@ class LearningRate(keras.optimizers.schedules.LearningRateSchedule):
             "factor": self.factor,
             "warmup_steps": self.warmup_steps,
             "total_steps": self.total_steps,
+            "power": self.power,
         }
 
 
@@ -129,10 +139,11 @@ def build_schedule(
         warmup_steps=round(cfg.warmup_epochs * steps_per_epoch),
         total_steps=total_steps,
         plateau=plateau,
+        power=cfg.poly_power,
     )
 
 
-class SGD(keras.optimizers.SGD):
+class SGD(OnVariableDevice, keras.optimizers.SGD):
     """Keras's SGD with momentum, each variable's update one XLA-compiled pass on its device.
 
     The update is the paper's rule, v <- momentum * v - lr * g, w <- w + v. Keras
@@ -155,24 +166,12 @@ class SGD(keras.optimizers.SGD):
         if not self.momentum:
             with tf.device(variable.device):
                 return super().update_step(gradient, variable, learning_rate)
-        # tf.distribute calls this once per device with that device's copy of the
-        # variable; the momentum is then the copy on the same device.
-        velocity = self.momentum_of(variable).value
-        local = tf.distribute.get_strategy().experimental_local_results(velocity)
-        velocity = next((v for v in local if v.device == variable.device), velocity)
+        velocity = self.local_copy(self.momentum_of(variable), variable)
         with tf.device(variable.device):
             _momentum_update(
                 gradient, variable, velocity, tf.cast(learning_rate, variable.dtype),
                 self.momentum, self.skip_non_finite,
             )  # fmt: skip
-
-    def _all_reduce_sum_gradients(self, grads_and_vars):
-        # Without a tf.distribute strategy there is nothing to sum (Horovod sums in
-        # the step), and Keras's one-replica all-reduce is one IdentityN over every
-        # gradient, which TensorFlow places on a single device.
-        if not tf.distribute.has_strategy():
-            return list(grads_and_vars)
-        return super()._all_reduce_sum_gradients(grads_and_vars)
 
 
 class SkippingSGD(SGD):
@@ -211,22 +210,83 @@ def _momentum_update(gradient, variable, velocity, learning_rate, momentum, skip
     velocity.assign(new_velocity)
 
 
+class Lamb(OnVariableDevice, keras.optimizers.Lamb):
+    """Keras's LAMB (You et al. 2019), with the weight decay decoupled as Keras does it (w <-
+    w - lr * wd * w before the update, not on variables matching `exclude`), and, with
+    `skip_non_finite` (dynamic loss scaling), no change at all to a variable whose
+    gradient is not finite: neither decay, nor moments, nor weights."""
+
+    def __init__(self, learning_rate, weight_decay: float, exclude: str, skip_non_finite: bool,
+                 **kwargs):  # fmt: skip
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        self.decay = weight_decay
+        self._excluded = re.compile(exclude) if exclude else None
+        self.skip_non_finite = skip_non_finite
+
+    def build(self, variables):
+        if self.built:
+            return
+        super().build(variables)
+        # By index: update_step gets the backend's variable, which has no Keras path.
+        self._decayed = [not (self._excluded and self._excluded.search(v.path)) for v in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        decayed = self._decayed[self._get_variable_index(variable)]
+        decay = self.decay if decayed else 0.0
+
+        def update():
+            if decay:
+                lr = tf.cast(learning_rate, variable.dtype)
+                variable.assign_sub(variable * (decay * lr))
+            keras.optimizers.Lamb.update_step(self, gradient, variable, learning_rate)
+            return tf.constant(True)
+
+        with tf.device(variable.device):
+            if not self.skip_non_finite:
+                update()
+                return
+            finite = tf.reduce_all(tf.math.is_finite(gradient))
+            tf.cond(finite, update, lambda: tf.constant(False))
+
+
+def decays_itself(cfg: OptimConfig) -> bool:
+    """Whether the optimizer of `cfg` applies the weight decay (LARS and LAMB: it enters
+    their per-layer rates), so that the train step must not add it to the gradients."""
+    return cfg.name in ("lars", "lamb")
+
+
 def build_optimizer(
     cfg: OptimConfig,
     model: keras.Model,
     schedule: LearningRate | float,
     skip_non_finite: bool = False,
 ) -> keras.optimizers.Optimizer:
-    """SGD with momentum on `schedule`, its slots built for `model`.
+    """The optimizer of `cfg` (SGD with momentum, LARS or LAMB) on `schedule`, its slots
+    built for `model`.
 
-    Weight decay is applied by the train step. Call this (and build_schedule) in
-    the runtime's scope: the momenta and the plateau state are created there,
-    next to their variables, and not lazily in the first step, where a
-    tf.distribute replica context cannot create them. `skip_non_finite` (dynamic
-    loss scaling) leaves weights and momenta untouched in a step whose gradients
-    are not finite.
+    SGD's weight decay is applied by the train step; LARS and LAMB apply their own
+    (`decays_itself`). Call this (and build_schedule) in the runtime's scope: the
+    slots and the plateau state are created there, next to their variables, and not
+    lazily in the first step, where a tf.distribute replica context cannot create
+    them. `skip_non_finite` (dynamic loss scaling) leaves weights and slots untouched
+    in a step whose gradients are not finite.
     """
-    sgd = SkippingSGD if skip_non_finite else SGD
-    optimizer = sgd(learning_rate=schedule, momentum=cfg.momentum)
+    if cfg.name == "lars":
+        from alexnet_dist.training.lars import LARS
+
+        optimizer = LARS(
+            schedule, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+            trust_coefficient=cfg.trust_coefficient, exclude=cfg.exclude_from_adaptation,
+            skip_non_finite=skip_non_finite,
+        )  # fmt: skip
+    elif cfg.name == "lamb":
+        optimizer = Lamb(
+            schedule, weight_decay=cfg.weight_decay, exclude=cfg.exclude_from_adaptation,
+            skip_non_finite=skip_non_finite, beta_1=cfg.beta_1, beta_2=cfg.beta_2,
+            epsilon=cfg.epsilon,
+        )  # fmt: skip
+    else:
+        sgd = SkippingSGD if skip_non_finite else SGD
+        optimizer = sgd(learning_rate=schedule, momentum=cfg.momentum)
     optimizer.build(model.trainable_variables)
     return optimizer

@@ -21,7 +21,12 @@ from alexnet_dist.distribute.placement import build_model, one_device_form
 from alexnet_dist.distribute.runtime import Runtime
 from alexnet_dist.training.checkpoint import Checkpointer, checkpoint_dir
 from alexnet_dist.training.loss_scale import LossScale
-from alexnet_dist.training.optimizer import LearningRate, build_optimizer, build_schedule
+from alexnet_dist.training.optimizer import (
+    LearningRate,
+    build_optimizer,
+    build_schedule,
+    decays_itself,
+)
 from alexnet_dist.training.step import make_eval_step, make_train_step
 
 log = logging.getLogger(__name__)
@@ -101,8 +106,10 @@ def build_state(
     jit_compile = cfg.trainer.jit_compile
     if jit_compile is None:
         jit_compile = placement.xla_by_default
+    # LARS and LAMB apply the decay themselves: it enters their per-layer rates.
+    step_decay = 0.0 if decays_itself(cfg.optim) else cfg.optim.weight_decay
     train_step = make_train_step(
-        model, optimizer, runtime, global_batch, cfg.optim.weight_decay,
+        model, optimizer, runtime, global_batch, step_decay,
         jit_compile=jit_compile, stop_flag=stop_flag,
         label_smoothing=cfg.optim.label_smoothing, loss_scale=loss_scale,
         model_input=sources.model_input(cfg),

@@ -53,9 +53,11 @@ def batch(seed=0, uint8=False):
     return inputs, labels
 
 
-def numerics_run(backend, per_replica, steps=STEPS, towers=False, variant="paper"):
+def numerics_run(backend, per_replica, steps=STEPS, towers=False, variant="paper", optim="sgd"):
     """The numerics driver's weights after `steps` steps, run in this process (the
     one-process layouts; the logical CPUs of tests/conftest.py stand in for devices)."""
     from alexnet_dist.doctor import numerics
 
-    return numerics.run(numerics.config(backend, towers), steps, per_replica, variant=variant)
+    return numerics.run(
+        numerics.config(backend, towers), steps, per_replica, variant=variant, optim=optim
+    )

@@ -72,11 +72,10 @@ class OneDeviceTwin(OneDeviceForm):
         groups = one_device_groups(hybrid)
         # (one-device variable, the hybrid's variables that hold it)
         self._groups = list(zip(twin.trainable_variables, groups, strict=True))
-        if twin_optimizer.momentum:
-            self._groups += [
-                (twin_optimizer.momentum_of(one), [optimizer.momentum_of(v) for v in group])
-                for one, group in zip(twin.trainable_variables, groups, strict=True)
-            ]
+        # The optimizer's slots (momenta, velocities) split as their variables are.
+        for one, group in zip(twin.trainable_variables, groups, strict=True):
+            for k, slot in enumerate(twin_optimizer.slots_of(one)):
+                self._groups.append((slot, [optimizer.slots_of(v)[k] for v in group]))
         self._same = [(twin_optimizer.iterations, optimizer.iterations)]
         self._same += list(zip(rng_states(twin), rng_states(hybrid), strict=True))
 

@@ -136,6 +136,10 @@ class RankShardOWT(SplitOWT):
         # Its fully connected shards are its own: not broadcast, not summed within the group.
         group.hold([v for stage in FC_LAYERS for v in self.shards(stage)[0].weights])
 
+    def sum_over_shards(self, x: tf.Tensor) -> tf.Tensor:
+        """`x` summed over the ranks of this group, which hold the other shards."""
+        return self.group.sum(x, "layer_norms")
+
     def count_params(self):
         """The whole network's parameters, as other forms of it report them."""
         convs = sum(int(np.prod(v.shape)) for v in self.trainable_variables if "fc" not in v.path)

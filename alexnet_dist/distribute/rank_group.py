@@ -106,6 +106,10 @@ class RankGroup:
         gathered = self.hvd.allgather(tf.transpose(x), name=name, process_set=self.group)
         return tf.transpose(gathered).numpy()
 
+    def sum(self, x: tf.Tensor, what: str) -> tf.Tensor:
+        """`x` summed over the ranks of the group."""
+        return self.hvd.allreduce(x, op=self.hvd.Sum, process_set=self.group, name=self._name(what))
+
     def barrier(self) -> None:
         """Waits for every rank of every group. After a checkpoint's gathers, which run
         within each group, so that no group's ranks exit while another's still gather

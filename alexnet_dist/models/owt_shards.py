@@ -80,6 +80,19 @@ class SplitOWT(keras.Model):
     def shards(self, stage: str) -> list:
         return [getattr(self, f"{stage}_{k}") for k in self.held]
 
+    # The other shards of a layer live on other ranks (RankShardOWT sums over them);
+    # None: every shard is in this model.
+    sum_over_shards = None
+
+    def layer_shards(self) -> list[list]:
+        """The variables of each split layer held here, one list per layer (each fully
+        connected kernel and bias): what a layer-wise optimizer (LARS) takes as one."""
+        return [
+            [getattr(shard, weight) for shard in self.shards(stage)]
+            for stage in FC_LAYERS
+            for weight in ("kernel", "bias")
+        ]
+
     @staticmethod
     def _conv(layer, x):
         """`layer` on this device with this device's one copy of its weights.

@@ -162,6 +162,10 @@ class SGD(OnVariableDevice, keras.optimizers.SGD):
         """The momentum slot of `variable` (one of the variables the optimizer was built for)."""
         return self.momentums[self._get_variable_index(variable)]
 
+    def slots_of(self, variable) -> list:
+        """The optimizer's state for `variable`: its momentum, if any."""
+        return [self.momentum_of(variable)] if self.momentum else []
+
     def update_step(self, gradient, variable, learning_rate):
         if not self.momentum:
             with tf.device(variable.device):
@@ -230,6 +234,11 @@ class Lamb(OnVariableDevice, keras.optimizers.Lamb):
         # By index: update_step gets the backend's variable, which has no Keras path.
         self._decayed = [not (self._excluded and self._excluded.search(v.path)) for v in variables]
 
+    def slots_of(self, variable) -> list:
+        """The optimizer's state for `variable`: its first and second moments."""
+        index = self._get_variable_index(variable)
+        return [self._momentums[index], self._velocities[index]]
+
     def update_step(self, gradient, variable, learning_rate):
         decayed = self._decayed[self._get_variable_index(variable)]
         decay = self.decay if decayed else 0.0
@@ -274,10 +283,13 @@ def build_optimizer(
     if cfg.name == "lars":
         from alexnet_dist.training.lars import LARS
 
+        # A model whose layers are split (the 2014 hybrid) says which variables make one.
+        layers = model.layer_shards() if hasattr(model, "layer_shards") else []
         optimizer = LARS(
             schedule, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
             trust_coefficient=cfg.trust_coefficient, exclude=cfg.exclude_from_adaptation,
-            skip_non_finite=skip_non_finite,
+            skip_non_finite=skip_non_finite, layers=layers,
+            sum_over_shards=getattr(model, "sum_over_shards", None),
         )  # fmt: skip
     elif cfg.name == "lamb":
         optimizer = Lamb(

@@ -1,6 +1,7 @@
 """LARS (training/lars.py) against a float64 NumPy reference of its equations, LAMB's decay and
-skipping, the polynomial schedule, and LARS over 2 Horovod ranks and 2 MultiWorkerMirroredStrategy
-workers against one device."""
+skipping, the polynomial schedule, and LARS on every layout against one device: 2 Horovod ranks,
+2 MultiWorkerMirroredStrategy workers, the towers, and the 2014 hybrid over 2 devices and over
+2 ranks (its fully connected layers split into shards, each one layer)."""
 
 import json
 import sys
@@ -144,7 +145,7 @@ def test_poly_schedule_warms_up_then_falls_to_zero_with_power_two():
     assert float(schedule(110)) == pytest.approx(0.0)
 
 
-def test_optimizers_are_chosen_by_config_and_lars_refuses_the_split_layers():
+def test_optimizers_are_chosen_by_config_and_lamb_refuses_the_split_layers():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
     for name, kind in (("sgd", keras.optimizers.SGD), ("lars", LARS), ("lamb", Lamb)):
         cfg = OptimConfig(name=name)
@@ -152,9 +153,11 @@ def test_optimizers_are_chosen_by_config_and_lars_refuses_the_split_layers():
         assert decays_itself(cfg) == (name != "sgd")
     lars = _validated(["debug=tiny", "optim=lars"])
     assert lars.optim.name == "lars" and lars.optim.schedule == "poly"
-    with pytest.raises(ConfigError, match="optim=lars does not work with distribute.owt_hybrid"):
-        _validated(["debug=tiny", "optim=lars", "model=owt", "distribute.owt_hybrid=true",
-                    "distribute.devices_per_replica=2", "distribute.logical_cpus=2"])  # fmt: skip
+    hybrid = ["debug=tiny", "model=owt", "distribute.owt_hybrid=true",
+              "distribute.devices_per_replica=2", "distribute.logical_cpus=2"]  # fmt: skip
+    assert _validated([*hybrid, "optim=lars"]).optim.name == "lars"
+    with pytest.raises(ConfigError, match="optim=lamb does not work with distribute.owt_hybrid"):
+        _validated([*hybrid, "optim=lamb"])
     with pytest.raises(ConfigError, match="optim.name must be one of"):
         _validated(["debug=tiny", "optim.name=adam"])
 
@@ -203,3 +206,47 @@ def test_lars_over_two_multiworker_workers_matches_one_device(single_lars, tmp_p
         for p in procs:
             p.kill()
     assert_same_weights(load(tmp_path / "w.npz"), *single_lars)
+
+
+@pytest.fixture(scope="module")
+def single_owt_lars():
+    """The same for the one-tower network, with the hybrid tests' batch of 16."""
+    return (numerics_run("single", 4 * PER_REPLICA, variant="owt", optim="lars"),
+            numerics_run("single", 4 * PER_REPLICA, 0, variant="owt", optim="lars"))  # fmt: skip
+
+
+@pytest.mark.multiprocess
+def test_lars_on_the_2014_hybrid_over_two_devices_matches_one_device(single_owt_lars, tmp_path):
+    # Each fully connected layer is two shards, one per device; its norms are over both.
+    out = tmp_path / "w.npz"
+    finish_driver(driver("single", 4 * PER_REPLICA, out, options=["hybrid2", "lars"]))
+    assert_same_weights(load(out), *single_owt_lars, variant="owt")
+
+
+@pytest.mark.multiprocess
+@pytest.mark.slow
+def test_lars_on_the_2014_hybrid_over_two_ranks_matches_one_device(single_owt_lars, tmp_path):
+    # Each rank holds one shard of each fully connected layer: the squared norms are
+    # all-reduced within the group.
+    out = tmp_path / "w.npz"
+    run = ["-m", "alexnet_dist.cli.numerics", "horovod", str(STEPS), str(2 * PER_REPLICA)]
+    result = horovodrun([sys.executable, *run, str(out), "hybrid2", "ranks", "lars"])
+    assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
+    assert_same_weights(load(out), *single_owt_lars, variant="owt")
+
+
+def test_a_split_layer_without_its_other_shards_norms_would_differ(single_owt_lars, tmp_path):
+    # The check above can fail: LARS that took each shard as a layer of its own (norms
+    # per shard) does not train as one device.
+    from alexnet_dist.doctor import numerics
+    from alexnet_dist.models import owt_shards
+
+    saved = owt_shards.SplitOWT.layer_shards
+    owt_shards.SplitOWT.layer_shards = lambda self: []
+    try:
+        got = numerics.run(numerics.config("single", hybrid=2), STEPS, 4 * PER_REPLICA,
+                           variant="owt", optim="lars")  # fmt: skip
+    finally:
+        owt_shards.SplitOWT.layer_shards = saved
+    worst = max(numerics.relative_differences(got, single_owt_lars[0]))
+    assert worst > 1e-3, worst

@@ -1,7 +1,7 @@
 """The numerics driver: k training steps on fixed data through a backend, the weights saved.
 
     python -m alexnet_dist.cli.numerics BACKEND STEPS PER_REPLICA_BATCH OUT.npz \
-        [fp16] [towers] [owt] [hybridK] [ranks] [placement] [lars|lamb]
+        [fp16] [towers] [owt] [hybridK] [ranks] [placement] [lars|lamb] [bn|bn_local]
 
 (under TF_CONFIG for multiworker, under horovodrun for horovod). What the options
 mean, and why the weights of N replicas equal one replica's: doctor/numerics.py.
@@ -31,7 +31,8 @@ def main(argv=None) -> int:
     placement_out = f"{out}.{rank()}.placement.json" if "placement" in options else None
     variant = "owt" if hybrid or "owt" in options else "paper"
     optim = next((o for o in options if o in ("lars", "lamb")), "sgd")
-    weights = run(cfg, steps, per_replica, placement_out, variant, optim)
+    batch_norm = "sync" if "bn" in options else "local" if "bn_local" in options else None
+    weights = run(cfg, steps, per_replica, placement_out, variant, optim, batch_norm)
     if weights is not None:
         np.savez(out, *weights)
     return 0

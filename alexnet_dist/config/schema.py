@@ -38,6 +38,10 @@ class ModelConfig:
     # "paper": N(0, 0.01) and the paper's unit biases (inputs in 0-255 pixel units);
     # "he": He normal and zero biases (inputs scaled to unit variance, data.std ~58).
     init: str = "paper"
+    # AlexNet-BN (model=paper_bn): batch normalisation after each convolution, no LRN.
+    batch_norm: bool = False
+    # Its statistics over the global batch, every replica's images (else each replica's own).
+    sync_batch_norm: bool = False
 
 
 @dataclass

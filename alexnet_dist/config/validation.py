@@ -71,6 +71,13 @@ def validate(cfg: Config) -> Config:
         )
     if cfg.model.variant not in VARIANTS:
         raise ConfigError(f"model.variant must be one of {VARIANTS}, got {cfg.model.variant!r}")
+    if cfg.model.batch_norm and cfg.model.variant != "paper":
+        raise ConfigError(
+            "model.batch_norm=true is AlexNet-BN, a variant of the paper network (model=paper_bn);"
+            f" model.variant={cfg.model.variant!r} has none"
+        )
+    if cfg.model.sync_batch_norm and not cfg.model.batch_norm:
+        raise ConfigError("model.sync_batch_norm=true needs model.batch_norm=true (model=paper_bn)")
     if cfg.model.init not in INITS:
         raise ConfigError(f"model.init must be one of {INITS}, got {cfg.model.init!r}")
     if not 0 <= cfg.model.dropout < 1:

@@ -75,7 +75,8 @@ class HorovodRuntime(Runtime):
                     f"{hvd.size()} ranks into whole replicas"
                 )
             group = RankGroup(hvd, ranks_per_replica)
-        self.placement = Placement(replica, owt_hybrid=cfg.owt_hybrid, rank_group=group)
+        self.placement = Placement(replica, owt_hybrid=cfg.owt_hybrid, rank_group=group,
+                                   replica_sum=self._replica_sum)  # fmt: skip
         self.compression = hvd.Compression.fp16 if cfg.fp16_allreduce else hvd.Compression.none
 
     @property
@@ -156,6 +157,10 @@ class HorovodRuntime(Runtime):
     def offset_by_replica(self, variables):
         for v in variables:
             v.assign_add(tf.constant([self.hvd.rank(), 0], dtype=v.dtype))
+
+    def _replica_sum(self, x: tf.Tensor) -> tf.Tensor:
+        """`x` summed over every rank (AlexNet-BN's synchronised statistics)."""
+        return self.hvd.allreduce(x, op=self.hvd.Sum)
 
     def broadcast_variables(self, variables):
         # Keras variables wrap the tf.Variable that Horovod can broadcast.

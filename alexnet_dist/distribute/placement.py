@@ -44,6 +44,9 @@ class Placement:
     # The 2014 hybrid over Horovod ranks (distribute.ranks_per_replica): the ranks of this
     # process's replica, which the model exchanges activations with (rank_group.py).
     rank_group: RankGroup | None = None
+    # Sums a tensor over every replica where no tf.distribute strategy does (Horovod ranks):
+    # AlexNet-BN's synchronised statistics (models/batch_norm.py). None: nothing to sum.
+    replica_sum: Callable | None = None
 
     @property
     def spans(self) -> int:
@@ -108,7 +111,9 @@ def build_model(
     """
     if not placement.owt_hybrid:
         return build_alexnet(cfg.variant, num_classes, cfg.image_size, cfg.width, cfg.dropout,
-                             tower_devices=placement.devices, init=cfg.init)  # fmt: skip
+                             tower_devices=placement.devices, init=cfg.init,
+                             batch_norm=cfg.batch_norm, sync_batch_norm=cfg.sync_batch_norm,
+                             replica_sum=placement.replica_sum)  # fmt: skip
     # The one-device network first, as a run on one device builds it from the same seed,
     # in host memory; the hybrid then takes its values.
     with tf.device("/cpu:0"):

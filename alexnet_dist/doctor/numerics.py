@@ -38,7 +38,9 @@ from alexnet_dist.training.optimizer import build_optimizer, decays_itself
 from alexnet_dist.training.step import make_train_step
 
 IMAGE, CLASSES, GLOBAL_EXAMPLES_SEED = 67, 5, 1234
-NUM_WEIGHTS = {"paper": 30, "owt": 16}  # kernel and bias of each convolution and dense layer
+# Kernel and bias of each convolution and dense layer; AlexNet-BN: no conv biases, and each
+# convolution's normalisation (gamma, beta and the moving mean and variance).
+NUM_WEIGHTS = {"paper": 30, "owt": 16, "paper_bn": 60}
 
 
 def global_batches(steps: int, global_batch: int):
@@ -55,10 +57,13 @@ def run(
     placement_out: str | None = None,
     variant: str = "paper",
     optim: str = "sgd",
+    batch_norm: str | None = None,
 ):
     """The chief's weights after `steps` steps (None elsewhere). With `placement_out`,
     the op types that ran on each device in the first step, and the model's variables
-    (shape, device), go there as JSON. `optim`: sgd, lars or lamb (optimizer.OPTIMIZERS)."""
+    (shape, device), go there as JSON. `optim`: sgd, lars or lamb (optimizer.OPTIMIZERS).
+    `batch_norm` (paper only): "sync" or "local", AlexNet-BN with the statistics of the
+    global batch or of each replica's."""
     runtime = create_runtime(cfg)
     global_batch = replica_batch * runtime.num_replicas
     images, labels = global_batches(steps, global_batch)
@@ -85,7 +90,10 @@ def run(
     def make_optimizer(m):
         return build_optimizer(optim_cfg, m, lr)
 
-    network = ModelConfig(variant=variant, image_size=IMAGE, width=0.125, dropout=0.0, init="he")
+    network = ModelConfig(
+        variant=variant, image_size=IMAGE, width=0.125, dropout=0.0, init="he",
+        batch_norm=bool(batch_norm), sync_batch_norm=batch_norm == "sync",
+    )  # fmt: skip
     with runtime.scope():
         keras.utils.set_random_seed(0)
         model = build_model(network, CLASSES, runtime.placement)

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import keras
 
+from alexnet_dist.models.batch_norm import ReplicaBatchNorm
 from alexnet_dist.models.layers import (
     DEFAULT_IMAGE_SIZE,
     INITS,
@@ -36,13 +37,15 @@ def _concat(per_tower_maps):
     return keras.ops.concatenate([per_tower_maps["a"], per_tower_maps["b"]], axis=-1)
 
 
-def _paper_conv(name, init, filters, kernel, strides=1, padding="same"):
+def _paper_conv(name, init, filters, kernel, strides=1, padding="same", batch_norm=False):
+    # Before batch normalisation: no ReLU yet, and no bias (the normalisation's beta is one).
     return keras.layers.Conv2D(
         filters,
         kernel,
         strides=strides,
         padding=padding,
-        activation="relu",
+        activation=None if batch_norm else "relu",
+        use_bias=not batch_norm,
         name=name,
         **initializers(name, init),
     )
@@ -58,6 +61,13 @@ def _paper_dense(name, init, units, activation="relu", **kwargs):
 class PaperAlexNet(keras.Model):
     """The 2012 network: two towers, LRN after conv1 and conv2, overlapping pooling.
 
+    With `batch_norm`, AlexNet-BN as the large-batch papers train it (You, Gitman and
+    Ginsburg 2017): batch normalisation after every convolution, before its ReLU, and no
+    LRN. Each tower normalises its own maps, as it convolves them. `sync_batch_norm`:
+    the statistics of the whole global batch, over every replica (Keras's synchronized
+    statistics under tf.distribute; over Horovod ranks, `replica_sum`), since a
+    replica's own batch can be small.
+
     Use `build_alexnet("paper", ...)` rather than this class directly.
     """
 
@@ -71,9 +81,14 @@ class PaperAlexNet(keras.Model):
         dropout=0.5,
         tower_devices=None,
         init="paper",
+        batch_norm=False,
+        sync_batch_norm=False,
+        replica_sum=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.batch_norm = batch_norm
+        self.sync_batch_norm = sync_batch_norm
         self.num_classes = num_classes
         self.image_size = image_size
         self.width = width
@@ -90,9 +105,17 @@ class PaperAlexNet(keras.Model):
             for stage in PAPER_FILTERS:
                 kernel, strides, padding = conv_args.get(stage, (3, 1, "same"))
                 name = f"{stage}_{t}"
-                setattr(self, name, _paper_conv(name, init, half[stage], kernel, strides, padding))
-            for stage in ("lrn1", "lrn2"):
-                setattr(self, f"{stage}_{t}", LocalResponseNormalization(name=f"{stage}_{t}"))
+                setattr(self, name, _paper_conv(name, init, half[stage], kernel, strides, padding,
+                                                batch_norm))  # fmt: skip
+                if batch_norm:
+                    bn = f"bn{stage[4]}_{t}"
+                    setattr(self, bn, ReplicaBatchNorm(
+                        replica_sum=replica_sum if sync_batch_norm else None,
+                        synchronized=sync_batch_norm and replica_sum is None, name=bn,
+                    ))  # fmt: skip
+            if not batch_norm:
+                for stage in ("lrn1", "lrn2"):
+                    setattr(self, f"{stage}_{t}", LocalResponseNormalization(name=f"{stage}_{t}"))
             for stage in ("pool1", "pool2", "pool5"):
                 setattr(self, f"{stage}_{t}", keras.layers.MaxPooling2D(3, 2, name=f"{stage}_{t}"))
             setattr(self, f"flatten_{t}", keras.layers.Flatten(name=f"flatten_{t}"))
@@ -133,13 +156,20 @@ class PaperAlexNet(keras.Model):
         for t, device in zip(self.TOWERS, self.tower_devices, strict=True):
             with device_scope(device):
                 inputs[t] = keras.ops.copy(images) if device else images
-        x = keep("conv1", self._own("conv1", inputs))
-        x = keep("pool1", self._own("pool1", self._own("lrn1", x)))
-        x = keep("conv2", self._own("conv2", x))
-        x = keep("pool2", self._own("pool2", self._own("lrn2", x)))
-        x = keep("conv3", self._both("conv3", x))
-        x = keep("conv4", self._own("conv4", x))
-        x = keep("conv5", self._own("conv5", x))
+
+        def normalised(n, x):  # LRN after conv1 and conv2; or batch norm after each, and ReLU
+            if self.batch_norm:
+                x = self._own(f"bn{n}", x, training=training)
+                return {t: keras.ops.relu(m) for t, m in x.items()}
+            return self._own(f"lrn{n}", x) if n in (1, 2) else x
+
+        x = keep("conv1", normalised(1, self._own("conv1", inputs)))
+        x = keep("pool1", self._own("pool1", x))
+        x = keep("conv2", normalised(2, self._own("conv2", x)))
+        x = keep("pool2", self._own("pool2", x))
+        x = keep("conv3", normalised(3, self._both("conv3", x)))
+        x = keep("conv4", normalised(4, self._own("conv4", x)))
+        x = keep("conv5", normalised(5, self._own("conv5", x)))
         x = keep("pool5", self._own("pool5", x))
         x = self._own("flatten", x)
         x = keep("fc6", self._own("dropout6", self._both("fc6", x), training=training))
@@ -160,6 +190,8 @@ class PaperAlexNet(keras.Model):
             "dropout": self.dropout_rate,
             "tower_devices": self.tower_devices,
             "init": self.init,
+            "batch_norm": self.batch_norm,
+            "sync_batch_norm": self.sync_batch_norm,
         }
 
 
@@ -208,6 +240,9 @@ def build_alexnet(
     dropout: float = 0.5,
     tower_devices: Sequence[str] | None = None,
     init: str = "paper",
+    batch_norm: bool = False,
+    sync_batch_norm: bool = False,
+    replica_sum=None,
 ) -> keras.Model:
     """Builds an AlexNet that maps (batch, size, size, 3) images to logits.
 
@@ -225,6 +260,10 @@ def build_alexnet(
             `distribute.placement.build_model`'s.)
         init: "paper" (N(0, 0.01) weights, the paper's unit biases; for mean-subtracted
             0-255 pixels) or "he" (He normal, zero biases; for unit-variance inputs).
+        batch_norm: for "paper", AlexNet-BN: batch normalisation after each convolution
+            instead of LRN (see `PaperAlexNet`).
+        sync_batch_norm: its statistics over every replica's batch; `replica_sum` sums a
+            tensor over the replicas where no tf.distribute strategy does (Horovod).
 
     Returns:
         A built `keras.Model` whose output is float logits of shape (batch, num_classes).
@@ -254,6 +293,8 @@ def build_alexnet(
             f"tower_devices={towers!r}: the 'paper' AlexNet has two towers, "
             "so give two device names or none"
         )
+    if variant == "owt" and batch_norm:
+        raise ValueError("batch_norm=True is AlexNet-BN, the 'paper' network's variant")
     if variant == "owt":
         if len(towers) > 1:
             raise ValueError(
@@ -269,7 +310,10 @@ def build_alexnet(
         dropout=dropout,
         tower_devices=towers or None,
         init=init,
-        name="alexnet_paper",
+        batch_norm=batch_norm,
+        sync_batch_norm=sync_batch_norm,
+        replica_sum=replica_sum,
+        name="alexnet_paper_bn" if batch_norm else "alexnet_paper",
     )
     # A model placed on devices is built by running its layers eagerly, each under its
     # device's scope, so that their variables are created there. (Calling the model first

@@ -96,7 +96,8 @@ def _epochs(cfg, run_dir, runtime: Runtime, source, state: TrainState, preemptio
     log.info(
         "AlexNet %s: %s parameters, %d classes, input %dx%d; %d training images of %s, "
         "global batch %d (%d per replica x %d replicas), %d steps per epoch, %d steps in all",
-        cfg.model.variant, f"{model.count_params():,}", len(source.labels), cfg.model.image_size,
+        cfg.model.variant + ("-BN" if cfg.model.batch_norm else ""), f"{model.count_params():,}",
+        len(source.labels), cfg.model.image_size,
         cfg.model.image_size, source.num_examples(cfg.data.train_split), source.description,
         global_batch, replica_batch, runtime.num_replicas, steps_per_epoch, total_steps,
     )  # fmt: skip

@@ -53,11 +53,12 @@ def batch(seed=0, uint8=False):
     return inputs, labels
 
 
-def numerics_run(backend, per_replica, steps=STEPS, towers=False, variant="paper", optim="sgd"):
+def numerics_run(
+    backend, per_replica, steps=STEPS, towers=False, variant="paper", optim="sgd", batch_norm=None
+):
     """The numerics driver's weights after `steps` steps, run in this process (the
     one-process layouts; the logical CPUs of tests/conftest.py stand in for devices)."""
     from alexnet_dist.doctor import numerics
 
-    return numerics.run(
-        numerics.config(backend, towers), steps, per_replica, variant=variant, optim=optim
-    )
+    return numerics.run(numerics.config(backend, towers), steps, per_replica, variant=variant,
+                        optim=optim, batch_norm=batch_norm)  # fmt: skip

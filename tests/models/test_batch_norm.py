@@ -46,6 +46,21 @@ def test_every_convolution_of_each_tower_is_normalised_before_its_relu_and_lrn_i
     assert plain.count_params() == 60_965_224
 
 
+def test_each_tower_normalises_its_own_maps():
+    # One training step with momentum 0: each tower's moving mean is its own conv1's batch mean.
+    model = build_alexnet("paper", 5, image_size=67, width=0.125, batch_norm=True, init="he")
+    images = tf.random.stateless_normal([4, 67, 67, 3], seed=[3, 4])
+    for tower in ("a", "b"):
+        getattr(model, f"bn1_{tower}").momentum = 0.0
+    model(images, training=True)
+    means = {}
+    for tower in ("a", "b"):
+        maps = getattr(model, f"conv1_{tower}")(images)
+        means[tower] = getattr(model, f"bn1_{tower}").moving_mean.numpy()
+        np.testing.assert_allclose(means[tower], np.mean(maps, axis=(0, 1, 2)), atol=1e-5)
+    assert not np.allclose(means["a"], means["b"])
+
+
 def test_summed_moments_are_the_moments_of_the_whole_batch():
     # replica_sum over one replica: the layer's own sums give the moments Keras computes.
     x = tf.random.stateless_normal([6, 5, 5, 4], seed=[1, 2]) * 3.0 + 1.0

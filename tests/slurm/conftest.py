@@ -59,6 +59,12 @@ def slurm():
         "PYTHON": sys.executable,
         "VENV_BIN": os.path.dirname(sys.executable),
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # Both emulated nodes are this machine: MPI's TCP between "nodes" over loopback
+        # alone. Other tests add and remove interfaces meanwhile (veth pairs, the
+        # emulated-node bridges); a rank that had been given the address of one that
+        # went away waited minutes for its connection (one CI run: 9.5 min).
+        "OMPI_MCA_btl_tcp_if_include": "lo",
+        "OMPI_MCA_oob_tcp_if_include": "lo",
     }
     subprocess.run(["bash", CLUSTER_SCRIPT, "stop"], env=env, capture_output=True, timeout=120)
     shutil.rmtree(folder, ignore_errors=True)
@@ -100,6 +106,24 @@ class Job:
         )
 
 
+_SUBMITTED: list[Job] = []
+
+
+@pytest.fixture(autouse=True)
+def _cancel_leftover_jobs():
+    """Cancels a test's jobs that are still there when it ends (it failed or timed out), so
+    that they do not hold the two nodes from the next test's jobs."""
+    yield
+    while _SUBMITTED:
+        job = _SUBMITTED.pop()
+        if job.proc.poll() is None:
+            subprocess.run(["scancel", job.id], env=job.env, capture_output=True, timeout=30)
+            try:
+                job.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                job.proc.kill()
+
+
 def submit(env, cwd, script: str, name: str, *sbatch_args: str, overrides=()) -> Job:
     """Submits slurm/<script> as job `name` from `cwd` (its submit directory), with --wait."""
     proc = subprocess.Popen(
@@ -109,4 +133,6 @@ def submit(env, cwd, script: str, name: str, *sbatch_args: str, overrides=()) ->
     )  # fmt: skip
     job_id = proc.stdout.readline().strip().split(";")[0]
     assert job_id.isdigit(), proc.stderr.read() if proc.poll() is not None else job_id
-    return Job(job_id, proc, os.path.join(cwd, f"{name}-{job_id}.out"), env)
+    job = Job(job_id, proc, os.path.join(cwd, f"{name}-{job_id}.out"), env)
+    _SUBMITTED.append(job)
+    return job

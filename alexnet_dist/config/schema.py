@@ -105,7 +105,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    # sgd: the paper's; lars: layer-wise adaptive rates (training/lars.py); lamb: Keras's
+    # sgd: the paper's; lars: layer-wise adaptive rates (training/lars.py); lamb: lamb.py
     name: str = "sgd"
     lr: float = 0.01  # at base_batch_size; scaled linearly with the global batch
     base_batch_size: int = 128

@@ -127,12 +127,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"optim.warmup_epochs must be >= 0, got {cfg.optim.warmup_epochs!r}")
     if cfg.optim.name not in OPTIMIZERS:
         raise ConfigError(f"optim.name must be one of {OPTIMIZERS}, got {cfg.optim.name!r}")
-    if cfg.optim.name == "lamb" and cfg.distribute.owt_hybrid:
-        raise ConfigError(
-            "optim=lamb does not work with distribute.owt_hybrid=true: Keras's Lamb takes the "
-            "norms of each variable, and a fully connected layer split into shards is one "
-            "layer (optim=lars takes its norms over every shard)"
-        )
     if cfg.optim.schedule not in SCHEDULES:
         raise ConfigError(f"optim.schedule must be one of {SCHEDULES}, got {cfg.optim.schedule!r}")
     if cfg.optim.plateau_max_drops < 0 or cfg.optim.plateau_min_delta < 0:

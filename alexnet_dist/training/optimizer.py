@@ -2,7 +2,6 @@
 plateau, cosine and polynomial schedules."""
 
 import math
-import re
 
 import keras
 import tensorflow as tf
@@ -214,50 +213,6 @@ def _momentum_update(gradient, variable, velocity, learning_rate, momentum, skip
     velocity.assign(new_velocity)
 
 
-class Lamb(OnVariableDevice, keras.optimizers.Lamb):
-    """Keras's LAMB (You et al. 2019), with the weight decay decoupled as Keras does it (w <-
-    w - lr * wd * w before the update, not on variables matching `exclude`), and, with
-    `skip_non_finite` (dynamic loss scaling), no change at all to a variable whose
-    gradient is not finite: neither decay, nor moments, nor weights."""
-
-    def __init__(self, learning_rate, weight_decay: float, exclude: str, skip_non_finite: bool,
-                 **kwargs):  # fmt: skip
-        super().__init__(learning_rate=learning_rate, **kwargs)
-        self.decay = weight_decay
-        self._excluded = re.compile(exclude) if exclude else None
-        self.skip_non_finite = skip_non_finite
-
-    def build(self, variables):
-        if self.built:
-            return
-        super().build(variables)
-        # By index: update_step gets the backend's variable, which has no Keras path.
-        self._decayed = [not (self._excluded and self._excluded.search(v.path)) for v in variables]
-
-    def slots_of(self, variable) -> list:
-        """The optimizer's state for `variable`: its first and second moments."""
-        index = self._get_variable_index(variable)
-        return [self._momentums[index], self._velocities[index]]
-
-    def update_step(self, gradient, variable, learning_rate):
-        decayed = self._decayed[self._get_variable_index(variable)]
-        decay = self.decay if decayed else 0.0
-
-        def update():
-            if decay:
-                lr = tf.cast(learning_rate, variable.dtype)
-                variable.assign_sub(variable * (decay * lr))
-            keras.optimizers.Lamb.update_step(self, gradient, variable, learning_rate)
-            return tf.constant(True)
-
-        with tf.device(variable.device):
-            if not self.skip_non_finite:
-                update()
-                return
-            finite = tf.reduce_all(tf.math.is_finite(gradient))
-            tf.cond(finite, update, lambda: tf.constant(False))
-
-
 def decays_itself(cfg: OptimConfig) -> bool:
     """Whether the optimizer of `cfg` applies the weight decay (LARS and LAMB: it enters
     their per-layer rates), so that the train step must not add it to the gradients."""
@@ -280,22 +235,27 @@ def build_optimizer(
     them. `skip_non_finite` (dynamic loss scaling) leaves weights and slots untouched
     in a step whose gradients are not finite.
     """
+    # A model whose layers are split (the 2014 hybrid) says which variables make one layer,
+    # and how to sum over the shards other ranks hold: layer-wise norms are over all of them.
+    split = {
+        "layers": model.layer_shards() if hasattr(model, "layer_shards") else [],
+        "sum_over_shards": getattr(model, "sum_over_shards", None),
+    }
     if cfg.name == "lars":
         from alexnet_dist.training.lars import LARS
 
-        # A model whose layers are split (the 2014 hybrid) says which variables make one.
-        layers = model.layer_shards() if hasattr(model, "layer_shards") else []
         optimizer = LARS(
             schedule, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
             trust_coefficient=cfg.trust_coefficient, exclude=cfg.exclude_from_adaptation,
-            skip_non_finite=skip_non_finite, layers=layers,
-            sum_over_shards=getattr(model, "sum_over_shards", None),
+            skip_non_finite=skip_non_finite, **split,
         )  # fmt: skip
     elif cfg.name == "lamb":
+        from alexnet_dist.training.lamb import Lamb
+
         optimizer = Lamb(
             schedule, weight_decay=cfg.weight_decay, exclude=cfg.exclude_from_adaptation,
             skip_non_finite=skip_non_finite, beta_1=cfg.beta_1, beta_2=cfg.beta_2,
-            epsilon=cfg.epsilon,
+            epsilon=cfg.epsilon, **split,
         )  # fmt: skip
     else:
         sgd = SkippingSGD if skip_non_finite else SGD

@@ -1,7 +1,8 @@
-"""LARS (training/lars.py) against a float64 NumPy reference of its equations, LAMB's decay and
-skipping, the polynomial schedule, and LARS on every layout against one device: 2 Horovod ranks,
-2 MultiWorkerMirroredStrategy workers, the towers, and the 2014 hybrid over 2 devices and over
-2 ranks (its fully connected layers split into shards, each one layer)."""
+"""LARS (training/lars.py) against a float64 NumPy reference of its equations, LAMB
+(training/lamb.py) against Keras's Lamb, the polynomial schedule, LARS on every layout against
+one device (2 Horovod ranks, 2 MultiWorkerMirroredStrategy workers, the towers), and LARS and
+LAMB on the 2014 hybrid over 2 devices and over 2 ranks (its fully connected layers split into
+shards, each one layer)."""
 
 import json
 import sys
@@ -16,8 +17,9 @@ from alexnet_dist import config
 from alexnet_dist.config import ConfigError, OptimConfig
 from alexnet_dist.distribute import cluster, launcher
 from alexnet_dist.doctor.numerics import load
+from alexnet_dist.training.lamb import Lamb
 from alexnet_dist.training.lars import LARS
-from alexnet_dist.training.optimizer import Lamb, LearningRate, build_optimizer, decays_itself
+from alexnet_dist.training.optimizer import LearningRate, build_optimizer, decays_itself
 from tests.distribute.helpers import numerics_run
 from tests.helpers import (
     PER_REPLICA,
@@ -123,14 +125,15 @@ def test_lamb_decays_weights_but_not_biases_and_skips_non_finite_gradients():
     copies = [keras.Variable(v.numpy(), name=v.path) for v in variables]
     lamb.build(variables)
     plain.build(copies)
-    grads = _gradients(1)
-    lamb.apply_gradients([(tf.constant(grads[v.path], tf.float32), v) for v in variables])
-    for v, c in zip(variables, copies, strict=True):
-        # Keras's decoupled decay first, w <- w - lr * wd * w, then LAMB's update.
-        c.assign(c.numpy() * (1.0 - (0.0 if v.path.endswith("bias") else 0.01 * 0.1)))
-    plain.apply_gradients([(tf.constant(grads[c.path], tf.float32), c) for c in copies])
-    for v, c in zip(variables, copies, strict=True):
-        np.testing.assert_allclose(v.numpy(), c.numpy(), rtol=1e-5, atol=1e-7)
+    for step in range(1, 4):  # the bias correction changes with the step
+        grads = _gradients(step)
+        lamb.apply_gradients([(tf.constant(grads[v.path], tf.float32), v) for v in variables])
+        for v, c in zip(variables, copies, strict=True):
+            # Keras's decoupled decay first, w <- w - lr * wd * w, then LAMB's update.
+            c.assign(c.numpy() * (1.0 - (0.0 if v.path.endswith("bias") else 0.01 * 0.1)))
+        plain.apply_gradients([(tf.constant(grads[c.path], tf.float32), c) for c in copies])
+        for v, c in zip(variables, copies, strict=True):
+            np.testing.assert_allclose(v.numpy(), c.numpy(), rtol=1e-5, atol=1e-7)
     kept = [v.numpy().copy() for v in variables]
     lamb.apply_gradients([(tf.fill(v.shape, np.inf), v) for v in variables])
     for v, k in zip(variables, kept, strict=True):
@@ -145,7 +148,7 @@ def test_poly_schedule_warms_up_then_falls_to_zero_with_power_two():
     assert float(schedule(110)) == pytest.approx(0.0)
 
 
-def test_optimizers_are_chosen_by_config_and_lamb_refuses_the_split_layers():
+def test_optimizers_are_chosen_by_config():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="d")])
     for name, kind in (("sgd", keras.optimizers.SGD), ("lars", LARS), ("lamb", Lamb)):
         cfg = OptimConfig(name=name)
@@ -155,9 +158,8 @@ def test_optimizers_are_chosen_by_config_and_lamb_refuses_the_split_layers():
     assert lars.optim.name == "lars" and lars.optim.schedule == "poly"
     hybrid = ["debug=tiny", "model=owt", "distribute.owt_hybrid=true",
               "distribute.devices_per_replica=2", "distribute.logical_cpus=2"]  # fmt: skip
-    assert _validated([*hybrid, "optim=lars"]).optim.name == "lars"
-    with pytest.raises(ConfigError, match="optim=lamb does not work with distribute.owt_hybrid"):
-        _validated([*hybrid, "optim=lamb"])
+    for name in ("lars", "lamb"):
+        assert _validated([*hybrid, f"optim={name}"]).optim.name == name
     with pytest.raises(ConfigError, match="optim.name must be one of"):
         _validated(["debug=tiny", "optim.name=adam"])
 
@@ -208,45 +210,50 @@ def test_lars_over_two_multiworker_workers_matches_one_device(single_lars, tmp_p
     assert_same_weights(load(tmp_path / "w.npz"), *single_lars)
 
 
-@pytest.fixture(scope="module")
-def single_owt_lars():
-    """The same for the one-tower network, with the hybrid tests' batch of 16."""
-    return (numerics_run("single", 4 * PER_REPLICA, variant="owt", optim="lars"),
-            numerics_run("single", 4 * PER_REPLICA, 0, variant="owt", optim="lars"))  # fmt: skip
+@pytest.fixture(scope="module", params=["lars", "lamb"])
+def single_owt(request):
+    """(optimizer, its weights after STEPS steps of the one-tower network on one device with
+    the hybrid tests' batch of 16, the weights at step 0)."""
+    optim = request.param
+    return (optim, numerics_run("single", 4 * PER_REPLICA, variant="owt", optim=optim),
+            numerics_run("single", 4 * PER_REPLICA, 0, variant="owt", optim=optim))  # fmt: skip
 
 
 @pytest.mark.multiprocess
-def test_lars_on_the_2014_hybrid_over_two_devices_matches_one_device(single_owt_lars, tmp_path):
+def test_the_2014_hybrid_over_two_devices_matches_one_device(single_owt, tmp_path):
     # Each fully connected layer is two shards, one per device; its norms are over both.
+    optim, *expected = single_owt
     out = tmp_path / "w.npz"
-    finish_driver(driver("single", 4 * PER_REPLICA, out, options=["hybrid2", "lars"]))
-    assert_same_weights(load(out), *single_owt_lars, variant="owt")
+    finish_driver(driver("single", 4 * PER_REPLICA, out, options=["hybrid2", optim]))
+    assert_same_weights(load(out), *expected, variant="owt")
 
 
 @pytest.mark.multiprocess
 @pytest.mark.slow
-def test_lars_on_the_2014_hybrid_over_two_ranks_matches_one_device(single_owt_lars, tmp_path):
+def test_the_2014_hybrid_over_two_ranks_matches_one_device(single_owt, tmp_path):
     # Each rank holds one shard of each fully connected layer: the squared norms are
     # all-reduced within the group.
+    optim, *expected = single_owt
     out = tmp_path / "w.npz"
     run = ["-m", "alexnet_dist.cli.numerics", "horovod", str(STEPS), str(2 * PER_REPLICA)]
-    result = horovodrun([sys.executable, *run, str(out), "hybrid2", "ranks", "lars"])
+    result = horovodrun([sys.executable, *run, str(out), "hybrid2", "ranks", optim])
     assert result.returncode == 0, result.stderr[-4000:] + result.stdout[-2000:]
-    assert_same_weights(load(out), *single_owt_lars, variant="owt")
+    assert_same_weights(load(out), *expected, variant="owt")
 
 
-def test_a_split_layer_without_its_other_shards_norms_would_differ(single_owt_lars, tmp_path):
-    # The check above can fail: LARS that took each shard as a layer of its own (norms
-    # per shard) does not train as one device.
+def test_a_split_layer_without_its_other_shards_norms_would_differ(single_owt):
+    # The checks above can fail: an optimizer that took each shard as a layer of its own
+    # (norms per shard) does not train as one device.
     from alexnet_dist.doctor import numerics
     from alexnet_dist.models import owt_shards
 
+    optim, expected, _ = single_owt
     saved = owt_shards.SplitOWT.layer_shards
     owt_shards.SplitOWT.layer_shards = lambda self: []
     try:
         got = numerics.run(numerics.config("single", hybrid=2), STEPS, 4 * PER_REPLICA,
-                           variant="owt", optim="lars")  # fmt: skip
+                           variant="owt", optim=optim)  # fmt: skip
     finally:
         owt_shards.SplitOWT.layer_shards = saved
-    worst = max(numerics.relative_differences(got, single_owt_lars[0]))
+    worst = max(numerics.relative_differences(got, expected))
     assert worst > 1e-3, worst

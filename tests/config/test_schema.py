@@ -7,6 +7,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from alexnet_dist import config
+from alexnet_dist.models.alexnet import build_alexnet
+from alexnet_dist.training.lars import LARS
+from alexnet_dist.training.optimizer import scaled_lr
 from tests.helpers import compose_cfg
 
 
@@ -66,3 +69,26 @@ def test_unknown_key_and_wrong_type_fail_in_composition():
         compose_cfg(["data.batchsize=3"])
     with pytest.raises(Exception, match="global_batch_size"):
         OmegaConf.to_object(compose_cfg(["data.global_batch_size=lots"]))
+
+
+def test_lars_alexnet_bn_8k_is_the_lars_authors_solver():
+    cfg = OmegaConf.to_object(compose_cfg(["experiment=lars_alexnet_bn_8k", "data.dir=/records"]))
+    config.validate(cfg)
+    assert (cfg.model.variant, cfg.model.batch_norm, cfg.model.image_size) == ("paper", True, 227)
+    assert (cfg.data.global_batch_size, cfg.data.lighting_std, cfg.data.eval_crops) == (8192, 0, 1)
+    optim = cfg.optim
+    assert (optim.name, optim.schedule, optim.poly_power) == ("lars", "poly", 2.0)
+    assert (optim.momentum, optim.weight_decay, optim.trust_coefficient) == (0.9, 5e-4, 0.001)
+    # The solver's base lr 10 at 8K, its 600 warmup iterations, its 100 epochs.
+    assert scaled_lr(optim, 8192) == 10.0
+    assert round(optim.warmup_epochs * (1_281_167 // 8192)) == 600
+    assert cfg.trainer.epochs == 100 and cfg.name == "lars_alexnet_bn_8k"
+    # Biases are adapted and decayed, as the solver does it; only the normalisation's
+    # gamma and beta are left out.
+    model = build_alexnet("paper", 10, 67, width=0.125, batch_norm=True)
+    lars = LARS(0.1, exclude=optim.exclude_from_adaptation)
+    excluded = [v.path for v in model.trainable_variables if lars.excluded(v)]
+    assert excluded and all(p.endswith(("gamma", "beta")) for p in excluded)
+    assert any(v.path.endswith("bias") for v in model.trainable_variables)
+    assert len(excluded) == sum(p.endswith(("gamma", "beta")) for p in
+                                (v.path for v in model.trainable_variables))  # fmt: skip

@@ -3,7 +3,7 @@
 
     .venv/bin/python tools/batch_study.py [--batches 128 1024 4096] \
         [--optimizers sgd lars lamb] [--epochs 6] [--train-per-class 1500] \
-        [--out runs/batch_study] [--plot docs/img/batch-study.png]
+        [--lr-factors 1] [--out runs/batch_study] [--plot docs/img/batch-study.png]
 
 Trains AlexNet-BN (model=paper_bn, at debug=tiny's width and 67-pixel input) on the
 built-in shapes dataset, enlarged so that the largest batch still takes a few steps
@@ -14,6 +14,10 @@ for the same number of epochs:
   (optim.lr at optim.base_batch_size), a linear warmup and the polynomial decay;
 - lars: LARS (training/lars.py), the same warmup and decay;
 - lamb: Keras's LAMB, the same warmup and decay.
+
+With --lr-factors, every optimizer is also trained at those multiples of its config's
+rate (conf/optim/<name>.yaml's lr), and each point is the best of them: each optimizer
+tuned at each batch over the same grid, as the large-batch papers tune theirs.
 
 Each run is `alexnet-train` in a process of its own, in a run directory of its own
 under --out (a run already finished there is read back, not trained again). It prints
@@ -31,9 +35,17 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def overrides(args, optimizer: str, batch: int) -> list[str]:
+def config_lr(optimizer: str) -> float:
+    """The optimizer's rate at its base batch, from its config group."""
+    from omegaconf import OmegaConf
+
+    return float(OmegaConf.load(os.path.join(REPO, "conf", "optim", f"{optimizer}.yaml")).lr)
+
+
+def overrides(args, optimizer: str, batch: int, factor: float = 1.0) -> list[str]:
     """The run's Hydra overrides: the same network, data and epochs for every point."""
-    return [
+    rate = [] if factor == 1.0 else [f"optim.lr={factor * config_lr(optimizer):g}"]
+    return [*rate,
         "debug=tiny", "model=paper_bn", f"optim={optimizer}", "optim.schedule=poly",
         f"optim.warmup_epochs={args.warmup_epochs}", f"data.global_batch_size={batch}",
         f"data.eval_batch_size={args.eval_batch}",
@@ -45,21 +57,23 @@ def overrides(args, optimizer: str, batch: int) -> list[str]:
     ]  # fmt: skip
 
 
-def train(args, optimizer: str, batch: int) -> dict:
+def train(args, optimizer: str, batch: int, factor: float = 1.0) -> dict:
     """The run's result.json (its last step and validation figures), training it if needed."""
-    run_dir = os.path.join(args.out, f"{optimizer}-{batch}")
+    name = f"{optimizer}-{batch}" + ("" if factor == 1.0 else f"-lr{factor:g}x")
+    run_dir = os.path.join(args.out, name)
     result = os.path.join(run_dir, "result.json")
     if not os.path.exists(result):
         start = time.monotonic()
         done = subprocess.run(
-            [sys.executable, "-m", "alexnet_dist.cli.train", *overrides(args, optimizer, batch),
+            [sys.executable, "-m", "alexnet_dist.cli.train",
+             *overrides(args, optimizer, batch, factor),
              f"hydra.run.dir={run_dir}"],
             cwd=REPO, capture_output=True, text=True,
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
         )  # fmt: skip
         if done.returncode != 0 or not os.path.exists(result):
-            raise SystemExit(f"{optimizer} at batch {batch} failed:\n{done.stderr[-3000:]}")
-        print(f"  {optimizer} at {batch}: {time.monotonic() - start:.0f} s", flush=True)
+            raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+        print(f"  {name}: {time.monotonic() - start:.0f} s", flush=True)
     with open(result) as f:
         return json.load(f)
 
@@ -99,6 +113,9 @@ def main(argv=None) -> int:
     p.add_argument("--val-per-class", type=int, default=100)
     p.add_argument("--eval-batch", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr-factors", type=float, nargs="+", default=[1.0],
+                   help="multiples of each optimizer's config rate to train at; each point "
+                        "is the best of them")  # fmt: skip
     p.add_argument("--out", default=os.path.join("runs", "batch_study"))
     p.add_argument("--plot", default=None, help="a PNG of top-1 against the batch")
     p.add_argument("extra", nargs="*", help="more Hydra overrides for every run")
@@ -108,22 +125,39 @@ def main(argv=None) -> int:
         p.error(f"--train-per-class {args.train_per_class} gives {images} images, fewer than "
                 f"the batch of {max(args.batches)}")  # fmt: skip
     os.makedirs(args.out, exist_ok=True)
-    results = {}
+    results, runs = {}, {}
     for optimizer in args.optimizers:
         for batch in args.batches:
-            got = train(args, optimizer, batch)
-            results.setdefault(optimizer, {})[str(batch)] = {"step": got["step"], **got["val"]}
+            for factor in args.lr_factors:
+                got = train(args, optimizer, batch, factor)
+                point = {"step": got["step"], "lr_factor": factor, **got["val"]}
+                runs.setdefault(optimizer, {}).setdefault(str(batch), []).append(point)
+            best = max(runs[optimizer][str(batch)], key=lambda r: r["top1"])
+            results.setdefault(optimizer, {})[str(batch)] = best
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"epochs": args.epochs, "train_images": images, "results": results}, f, indent=1)
-    print(f"validation top-1 after {args.epochs} epochs of {images} images "
-          f"(steps in brackets)")  # fmt: skip
-    print(f"{'batch':>8} " + " ".join(f"{o:>14}" for o in args.optimizers))
+        json.dump({"epochs": args.epochs, "train_images": images, "lr_factors": args.lr_factors,
+                   "results": results, "runs": runs}, f, indent=1)  # fmt: skip
+    tuned = len(args.lr_factors) > 1
+    print(
+        f"validation top-1 after {args.epochs} epochs of {images} images (steps in brackets"
+        + (", and the best of the rate factors" if tuned else "")
+        + ")"
+    )
+    width = 22 if tuned else 14
+    print(f"{'batch':>8} " + " ".join(f"{o:>{width}}" for o in args.optimizers))
     for batch in args.batches:
         cells = []
         for o in args.optimizers:
             r = results[o][str(batch)]
-            cells.append(f"{100 * r['top1']:7.1f} % ({r['step']:>4})")
-        print(f"{batch:>8} " + " ".join(f"{c:>14}" for c in cells))
+            cell = f"{100 * r['top1']:7.1f} % ({r['step']:>4})"
+            cells.append(cell + (f" x{r['lr_factor']:g}" if tuned else ""))
+        print(f"{batch:>8} " + " ".join(f"{c:>{width}}" for c in cells))
+    if tuned:
+        print("every run: optimizer batch factor top-1")
+        for o in args.optimizers:
+            for batch in args.batches:
+                for r in runs[o][str(batch)]:
+                    print(f"  {o} {batch} x{r['lr_factor']:g} {100 * r['top1']:.1f} %")
     if args.plot:
         plot(results, args.plot, args.epochs)
         print(f"plot: {args.plot}")

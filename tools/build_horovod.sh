@@ -31,7 +31,7 @@
 # another thread (Horovod's, sending) holds it, epoll hands it the same event again and
 # again. Stock, it spins; on a rank with one core (the emulated nodes of tools/netlab.sh,
 # a CPU-starved host) the holder then waits out the spinner's time slice, each time: the
-# 2014 hybrid over 2 nodes at 10gbit took 186 ms a step instead of 124.
+# 2014 hybrid over 2 nodes at 10gbit took 193 to 212 ms a step instead of 124 to 129.
 # The built wheel is cached per Horovod, TensorFlow and Python version (and the
 # revision of these patches), so the next install (another clone, CI) takes
 # seconds instead of minutes.

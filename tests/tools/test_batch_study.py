@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from omegaconf import OmegaConf
 
 from tests.helpers import REPO
 
@@ -48,3 +49,23 @@ def test_a_batch_larger_than_the_dataset_is_refused(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True,
                           timeout=120)  # fmt: skip
     assert done.returncode == 2 and "gives 1000 images, fewer than the batch of 4096" in done.stderr
+
+
+def test_rate_factors_train_each_point_at_each_and_keep_the_best(tmp_path):
+    out = subprocess.run(
+        [sys.executable, STUDY, "--batches", "32", "--optimizers", "lars", "--epochs", "1",
+         "--train-per-class", "8", "--val-per-class", "2", "--eval-batch", "10",
+         "--lr-factors", "0.5", "1", "--out", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    # The factor-1 run keeps the plain name (a study without factors reads it back).
+    lrs = {d: OmegaConf.load(tmp_path / d / "config.yaml").optim.lr
+           for d in ("lars-32", "lars-32-lr0.5x")}  # fmt: skip
+    assert lrs["lars-32-lr0.5x"] == pytest.approx(0.5 * lrs["lars-32"])
+    results = json.loads((tmp_path / "results.json").read_text())
+    runs = results["runs"]["lars"]["32"]
+    assert [r["lr_factor"] for r in runs] == [0.5, 1.0]
+    assert results["results"]["lars"]["32"]["top1"] == max(r["top1"] for r in runs)
+    assert "the best of the rate factors" in out.stdout and "lars 32 x0.5" in out.stdout

@@ -146,7 +146,13 @@ def test_data_service_job_serves_a_training_job(slurm, tmp_path):
     )  # fmt: skip
     address_file = tmp_path / f"data-service-{service.id}.address"
     try:
-        wait_for_port(port + 1)  # its worker, started by srun on node1
+        # The job may wait for its node while the previous test's job completes: time the
+        # worker's start from the job's, not from the submission.
+        service.wait_for("tf.data service: grpc://", timeout=300)
+        try:
+            wait_for_port(port + 1)  # its worker, started by srun on node1
+        except AssertionError as e:
+            raise AssertionError(f"{e}; the job's output:\n{service.log()[-3000:]}") from None
         address = address_file.read_text().strip()
         assert address == f"grpc://node1:{port}"
         result = subprocess.run(
